@@ -1,0 +1,273 @@
+"""Checkers: plain functions ``(step, derivation, cfg) -> Certificate``.
+
+* ``symbolic``   -- SymPy proves ``lhs - rhs == 0`` exactly (scalar steps), or ``rhs - lhs >= 0``;
+* ``hp``         -- both sides evaluated with mpmath at ``cfg.dps`` digits on random instances
+                    that satisfy the assumptions (matrix identities SymPy cannot decide);
+* ``mc``         -- Monte Carlo of an expectation step, paired draws, pass within 4 SE, with the
+                    smallest detectable relative error reported (and required to be small);
+* ``end_to_end`` -- the statement against a simulation of the actual estimator.
+
+New checkers are added with ``@checker("name")`` in any module; steps refer to them by name.
+"""
+from __future__ import annotations
+
+import math
+import traceback
+import zlib
+
+import mpmath as mp
+import numpy as np
+import sympy as sp
+
+from numeric import evaluate as ev
+from numeric import instances
+from numeric.device import generator, resolve
+from numeric.precision import default_tolerance, digits_agreed, relative_gap
+from numeric.stats import Z_PASS, summarize
+from symbolic import ops
+
+from .core import Certificate, Timer
+
+CHECKERS: dict = {}
+
+
+def checker(name):
+    def deco(fn):
+        CHECKERS[name] = fn
+        return fn
+    return deco
+
+
+def stable_seed(*parts) -> int:
+    """A seed derived from the master seed and names, stable across runs and platforms."""
+    return zlib.crc32("/".join(str(p) for p in parts).encode()) & 0x7FFFFFFF
+
+
+def load_plugins() -> None:
+    """Import every module of ``derivations.extra_checkers`` (they register checkers)."""
+    import importlib
+    import pkgutil
+
+    from . import extra_checkers
+
+    for info in pkgutil.iter_modules(extra_checkers.__path__):
+        importlib.import_module(f"{extra_checkers.__name__}.{info.name}")
+
+
+def get_checker(name):
+    if name not in CHECKERS:
+        load_plugins()
+    return CHECKERS.get(name)
+
+
+def run_checker(name, step, derivation, cfg) -> Certificate:
+    """Run one checker; an exception becomes an ``error`` certificate, never a pass."""
+    fn = get_checker(name)
+    with Timer() as t:
+        try:
+            if fn is None:
+                raise KeyError(f"no checker named {name!r}")
+            cert = fn(step, derivation, cfg)
+        except Exception as exc:  # noqa: BLE001 -- reported, not swallowed
+            cert = Certificate(name, "error", {"exception": repr(exc),
+                                               "traceback": traceback.format_exc(limit=4)},
+                               0.0, f"error: {exc}")
+    cert.seconds = t.seconds
+    return cert
+
+
+def _names(expr) -> set[str]:
+    return {n.name for n in sp.preorder_traversal(expr) if isinstance(n, (sp.Symbol, sp.MatrixSymbol))}
+
+
+def _used_names(step, derivation) -> set[str]:
+    """Symbols the step uses, directly or through the derivation's definitions."""
+    defs = dict(derivation.definitions)
+    used = _names(step.lhs) | _names(step.rhs)
+    frontier = set(used)
+    while frontier:
+        new = set()
+        for name in frontier:
+            if name in defs:
+                new |= _names(defs[name]) - used
+        used |= new
+        frontier = new
+    return used
+
+
+def _needed_randoms(step, derivation) -> list[str]:
+    return sorted(_used_names(step, derivation) & set(instances.RANDOM_SHAPES))
+
+
+def needed_definitions(step, derivation) -> tuple:
+    """The derivation's definitions the step depends on, in declaration order."""
+    used = _used_names(step, derivation)
+    return tuple((name, expr) for name, expr in derivation.definitions if name in used)
+
+
+# ----------------------------------------------------------------------------------- symbolic
+@checker("symbolic")
+def check_symbolic(step, derivation, cfg) -> Certificate:
+    if step.rel == "=":
+        diff = sp.simplify(sp.together(sp.expand(step.lhs - step.rhs)))
+        ok = diff == 0
+        return Certificate("symbolic", "pass" if ok else "fail",
+                           {"simplified_difference": str(diff)}, 0.0,
+                           "lhs - rhs simplifies to 0" if ok else f"lhs - rhs = {diff}")
+    if step.rel in ("<=", ">="):
+        gap = step.rhs - step.lhs if step.rel == "<=" else step.lhs - step.rhs
+        gap = sp.factor(sp.simplify(gap))
+        ok = bool(gap.is_nonnegative)
+        return Certificate("symbolic", "pass" if ok else "fail", {"gap": str(gap)}, 0.0,
+                           "gap >= 0 from the symbols' assumptions" if ok
+                           else f"could not prove {gap} >= 0")
+    raise ValueError(f"symbolic checker cannot decide relation {step.rel!r}")
+
+
+# ------------------------------------------------------------------------------ high precision
+def _gap(a, b):
+    if isinstance(a, mp.matrix) or isinstance(b, mp.matrix):
+        d = a - b
+        na = mp.sqrt(ev.MpBackend().frob2(a))
+        nb = mp.sqrt(ev.MpBackend().frob2(b))
+        scale = max(na, nb)
+        nd = mp.sqrt(ev.MpBackend().frob2(d))
+        return nd / scale if scale else nd
+    return relative_gap(a, b)
+
+
+@checker("hp")
+def check_hp(step, derivation, cfg) -> Certificate:
+    if ops.contains_expectation(step.lhs) or ops.contains_expectation(step.rhs):
+        raise ValueError("an expectation cannot be checked at high precision; use 'mc'")
+    params_list = step.options.get("hp_params", derivation.hp_params)(cfg)
+    backend = ev.MpBackend()
+    worst = mp.mpf(0)
+    values = []
+    with mp.workdps(cfg.dps):
+        tol = default_tolerance(cfg.dps)
+        for idx, p in enumerate(params_list):
+            inst = instances.mp_instance(p)
+            rng = np.random.default_rng(stable_seed(cfg.seed, derivation.id, step.id, idx))
+            env = dict(inst)
+            env.update(instances.draw_mp(_needed_randoms(step, derivation), inst, rng))
+            env = ev.evaluate_definitions(needed_definitions(step, derivation), env, backend)
+            lhs = ev.evaluate(step.lhs, env, backend)
+            rhs = ev.evaluate(step.rhs, env, backend)
+            if step.rel == "=":
+                g = _gap(lhs, rhs)
+            else:
+                raise ValueError("hp checks identities; use an inequality checker for bounds")
+            worst = max(worst, g)
+            if not isinstance(lhs, mp.matrix):
+                values.append(mp.nstr(lhs, 12))
+        ok = worst <= tol
+        digits = digits_agreed(worst)
+        evidence = {"dps": cfg.dps, "instances": len(params_list), "worst_relative_gap":
+                    mp.nstr(worst, 5), "digits_agreed": digits if math.isfinite(digits) else "all",
+                    "tolerance": mp.nstr(tol, 3), "sample_values": values[:3]}
+    dig = "all" if not math.isfinite(digits) else f"{digits:.1f}"
+    return Certificate("hp", "pass" if ok else "fail", evidence, 0.0,
+                       f"{len(params_list)} instances at {cfg.dps} digits: {dig} digits agree")
+
+
+# --------------------------------------------------------------------------------- Monte Carlo
+def mc_compare(step, derivation, cfg, params, outer_index: int, device):
+    """One conditioning instance: paired draws of the step's random symbols; lhs - rhs."""
+    import torch
+
+    over = sorted(ops.random_symbols(step.lhs) | ops.random_symbols(step.rhs))
+    if not over:
+        raise ValueError("mc check of a step without an expectation")
+    backend = ev.TorchBackend(device)
+    inst = instances.torch_instance(params, device)
+    gen = generator(stable_seed(cfg.seed, derivation.id, step.id, "mc", outer_index))
+    needed = _needed_randoms(step, derivation)
+    fixed = [n for n in needed if n not in over]
+    env = dict(inst)
+    env.update(instances.draw_torch(fixed, inst, 1, gen, device))
+    chunk = 4000
+    diffs, rhs_vals = [], []
+    remaining = cfg.mc_trials
+    while remaining > 0:
+        b = min(chunk, remaining)
+        e = dict(env)
+        e.update(instances.draw_torch(over, inst, b, gen, device))
+        e = ev.evaluate_definitions(needed_definitions(step, derivation), e, backend)
+        lhs = ev.evaluate(step.lhs, e, backend)
+        rhs = ev.evaluate(step.rhs, e, backend)
+        lhs = torch.as_tensor(lhs, dtype=torch.float64, device=device).expand(b) \
+            if not torch.is_tensor(lhs) or lhs.ndim == 0 else lhs.reshape(-1).expand(b)
+        rhs = torch.as_tensor(rhs, dtype=torch.float64, device=device).expand(b) \
+            if not torch.is_tensor(rhs) or rhs.ndim == 0 else rhs.reshape(-1).expand(b)
+        diffs.append(lhs - rhs)
+        rhs_vals.append(rhs)
+        remaining -= b
+    diff = summarize(torch.cat(diffs))
+    scale = abs(float(torch.cat(rhs_vals).mean()))
+    return diff, scale
+
+
+@checker("mc")
+def check_mc(step, derivation, cfg) -> Certificate:
+    if step.rel != "=":
+        raise ValueError("mc checks equalities of expectations")
+    device = resolve(cfg.device)
+    params_list = step.options.get("mc_params", derivation.mc_params)(cfg)
+    rows = []
+    for i in range(cfg.mc_outer):
+        p = params_list[i % len(params_list)]
+        diff, scale = mc_compare(step, derivation, cfg, p, i, device)
+        z = diff.z(0.0)
+        rows.append({"instance": i, "mean_lhs_minus_rhs": diff.mean, "se": diff.se,
+                     "z": z, "rhs": scale, "detectable_rel": diff.detectable(scale),
+                     "trials": diff.trials})
+    worst_z = max(abs(r["z"]) for r in rows)
+    worst_det = max(r["detectable_rel"] for r in rows)
+    if worst_z > Z_PASS:
+        verdict, why = "fail", f"|z| = {worst_z:.1f} > {Z_PASS:g}"
+    elif worst_det > cfg.max_detectable:
+        verdict, why = "fail", (f"underpowered: could only detect {100 * worst_det:.2g}% "
+                                f"> {100 * cfg.max_detectable:.2g}%")
+    else:
+        verdict, why = "pass", f"max |z| = {worst_z:.2f}"
+    return Certificate("mc", verdict,
+                       {"instances": rows, "max_abs_z": worst_z, "max_detectable_rel": worst_det,
+                        "z_threshold": Z_PASS, "device": str(device)}, 0.0,
+                       f"{why}; {len(rows)}x{cfg.mc_trials} draws, detects >= "
+                       f"{100 * worst_det:.2g}% errors")
+
+
+# ---------------------------------------------------------------------------------- end to end
+def end_to_end_points(derivation, cfg, formula=None):
+    """Simulate the estimator at each check point and compare with the formula."""
+    device = resolve(cfg.device)
+    formula = formula or derivation.formula
+    rows = []
+    for i, p in enumerate(derivation.check_points(cfg)):
+        gen = generator(stable_seed(cfg.seed, derivation.id, "e2e", i))
+        samples = derivation.simulate(p, cfg.mc_trials, gen, device)
+        summ = summarize(samples)
+        target = float(formula(p))
+        rows.append({"params": p.as_dict(), "formula": target, "mean": summ.mean, "se": summ.se,
+                     "trials": summ.trials, "z": summ.z(target),
+                     "detectable_rel": summ.detectable(target)})
+    return rows, device
+
+
+@checker("end_to_end")
+def check_end_to_end(statement, derivation, cfg, formula=None) -> Certificate:
+    rows, device = end_to_end_points(derivation, cfg, formula)
+    worst_z = max(abs(r["z"]) for r in rows)
+    worst_det = max(r["detectable_rel"] for r in rows)
+    if worst_z > Z_PASS:
+        verdict, why = "fail", f"|z| = {worst_z:.1f} > {Z_PASS:g}"
+    elif worst_det > cfg.max_detectable:
+        verdict, why = "fail", f"underpowered: detects only {100 * worst_det:.2g}% errors"
+    else:
+        verdict, why = "pass", f"max |z| = {worst_z:.2f}"
+    return Certificate("end_to_end", verdict,
+                       {"points": rows, "max_abs_z": worst_z, "max_detectable_rel": worst_det,
+                        "z_threshold": Z_PASS, "device": str(device)}, 0.0,
+                       f"{why} over {len(rows)} parameter points, detects >= "
+                       f"{100 * worst_det:.2g}% errors")

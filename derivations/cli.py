@@ -1,0 +1,209 @@
+"""``lora-audit``: list, audit, evaluate and simulate derivations (plus plug-in commands).
+
+Exit status: 0 when everything asked for passes, 1 when a check fails, 2 on bad input (an
+unknown derivation or parameter, a value outside a formula's domain, a malformed config).
+
+Further sub-commands live in their own modules and are listed in ``COMMAND_MODULES``; each such
+module defines ``register(subparsers)`` which adds its parser with ``set_defaults(func=...)``.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import math
+import sys
+
+from numeric.errors import InputError
+
+COMMAND_MODULES: tuple[str, ...] = ()
+
+
+def _progress(msg: str) -> None:
+    print(f"  .. {msg}", file=sys.stderr, flush=True)
+
+
+def _fmt(x, digits=6):
+    if isinstance(x, float):
+        if not math.isfinite(x):
+            return str(x)
+        return f"{x:.{digits}g}"
+    return str(x)
+
+
+# ----------------------------------------------------------------------------------- list
+def cmd_list(args) -> int:
+    from . import registry
+
+    rows = [{"id": d.id, "title": d.title, "kind": d.kind, "regime": d.regime,
+             "steps": len(d.steps), "controls": len(d.controls)} for d in registry().values()]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        w = max(len(r["id"]) for r in rows)
+        for r in rows:
+            print(f"{r['id']:<{w}}  {r['kind']:<10}  {r['regime']:<16}  {r['title']}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------- audit
+def run_audit(ids, cfg, progress=_progress) -> dict:
+    from . import get, registry
+    from .audit import audit_derivation
+    from numeric.device import resolve
+    from numeric.provenance import provenance
+
+    ders = [get(i) for i in ids] if ids else list(registry().values())
+    device = resolve(cfg.device)
+    results = [audit_derivation(d, cfg, progress) for d in ders]
+    return {"provenance": provenance(device, config=cfg.as_dict()),
+            "verdict": "pass" if all(r["verdict"] == "pass" for r in results) else "fail",
+            "derivations": results}
+
+
+def print_audit_table(report: dict, out=sys.stdout) -> None:
+    for r in report["derivations"]:
+        print(f"\n== {r['id']} [{r['kind']}] {r['title']} -- {r['verdict'].upper()}", file=out)
+        for s in r["steps"]:
+            for c in s["certificates"]:
+                print(f"   step {s['id']:<22} {c['method']:<11} {c['verdict']:<5} {c['summary']}", file=out)
+        for c in r["statement"]["certificates"]:
+            print(f"   {'STATEMENT':<27} {c['method']:<11} {c['verdict']:<5} {c['summary']}", file=out)
+        for c in r["controls"]:
+            tag = "rejected" if c["rejected"] else "NOT REJECTED"
+            why = "; ".join(x["summary"] for x in c["certificates"])
+            print(f"   control {c['name']:<19} {tag:<17} {why}", file=out)
+    print(f"\nAUDIT {report['verdict'].upper()}: "
+          f"{sum(r['verdict'] == 'pass' for r in report['derivations'])}/"
+          f"{len(report['derivations'])} derivations certified", file=out)
+
+
+def cmd_audit(args) -> int:
+    from numeric.io import write_json_atomic
+
+    from .config import make_config
+
+    cfg = make_config(quick=args.quick, seed=args.seed, device=args.device)
+    report = run_audit(args.ids, cfg)
+    print_audit_table(report)
+    if args.json:
+        write_json_atomic(args.json, report)
+        print(f"wrote {args.json}")
+    return 0 if report["verdict"] == "pass" else 1
+
+
+# ----------------------------------------------------------------------- evaluate/simulate
+def _params(args):
+    from numeric.params import make_params, parse_assignments
+
+    base = make_params(seed=args.seed) if args.seed is not None else None
+    return parse_assignments(args.set, base)
+
+
+def evaluate_point(der_id: str, params) -> dict:
+    from . import get
+
+    der = get(der_id)
+    der.validate(params)
+    value = float(der.formula(params))
+    out = {"id": der.id, "kind": der.kind, "params": params.as_dict(), "value": value}
+    extra = der.extra.get("evaluate_details")
+    if extra:
+        out["details"] = extra(params)
+    return out
+
+
+def simulate_point(der_id: str, params, trials: int, seed: int, device="auto") -> dict:
+    from numeric.device import describe, generator, resolve
+    from numeric.stats import summarize
+
+    from . import get
+    from .checkers import stable_seed
+
+    der = get(der_id)
+    der.validate(params)
+    if der.simulate is None:
+        raise InputError(f"derivation {der_id!r} has no simulator")
+    if trials < 2:
+        raise InputError(f"--trials must be at least 2, got {trials}")
+    dev = resolve(device)
+    samples = der.simulate(params, trials, generator(stable_seed(seed, der.id, "simulate")), dev)
+    summ = summarize(samples)
+    value = float(der.formula(params))
+    return {"id": der.id, "params": params.as_dict(), "mean": summ.mean, "se": summ.se,
+            "trials": summ.trials, "seed": seed, "device": describe(dev),
+            "formula": value, "z": summ.z(value),
+            "relative_error": (summ.mean - value) / value if value else None}
+
+
+def cmd_evaluate(args) -> int:
+    res = evaluate_point(args.id, _params(args))
+    if args.json:
+        print(json.dumps(res, indent=2, default=str))
+    else:
+        print(f"{res['id']} ({res['kind']}): {_fmt(res['value'], 12)}")
+        for k, v in res.get("details", {}).items():
+            print(f"  {k} = {_fmt(v, 10)}")
+    return 0
+
+
+def cmd_simulate(args) -> int:
+    seed = args.seed if args.seed is not None else 0
+    res = simulate_point(args.id, _params(args), args.trials, seed, args.device)
+    if args.json:
+        print(json.dumps(res, indent=2, default=str))
+    else:
+        print(f"{res['id']}: mean {_fmt(res['mean'])} +- {_fmt(res['se'], 3)} (SE, {res['trials']} "
+              f"trials, seed {seed}, {res['device']})")
+        print(f"  formula {_fmt(res['formula'])}, z = {_fmt(res['z'], 3)}")
+    return 0
+
+
+# ----------------------------------------------------------------------------------- main
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lora-audit", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    q = sub.add_parser("list", help="list derivations")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=cmd_list)
+
+    q = sub.add_parser("audit", help="check every step, statement and negative control")
+    q.add_argument("ids", nargs="*", help="derivation ids (default: all)")
+    q.add_argument("--json", metavar="PATH", help="write all certificates as JSON")
+    q.add_argument("--quick", action="store_true", help="CI-sized run")
+    q.add_argument("--seed", type=int, default=None)
+    q.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    q.set_defaults(func=cmd_audit)
+
+    for name, fn, helptext in (("evaluate", cmd_evaluate, "value of a statement at parameters"),
+                               ("simulate", cmd_simulate, "Monte Carlo of the estimator")):
+        q = sub.add_parser(name, help=helptext)
+        q.add_argument("id")
+        q.add_argument("--set", nargs="+", default=[], metavar="NAME=VALUE",
+                       help="parameters: d k n r sigma shift_sv cov_eigs seed ...")
+        q.add_argument("--seed", type=int, default=None,
+                       help="seed of the instance (and of the draws for simulate)")
+        q.add_argument("--json", action="store_true")
+        if name == "simulate":
+            q.add_argument("--trials", type=int, default=20000)
+            q.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+        q.set_defaults(func=fn)
+
+    for mod in COMMAND_MODULES:
+        importlib.import_module(mod).register(sub)
+    return p
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except InputError as exc:
+        print(f"lora-audit: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""Audit settings: every default in this one commented table; unknown keys are refused.
+
+``quick`` selects the CI-sized column.  Sizes were chosen so that every Monte Carlo check can
+detect a relative error of ``max_detectable`` or less (the checkers verify that and fail as
+"underpowered" otherwise), and the negative controls (off-by-one denominators of order
+1/(n-d-1) ~ 5-15 %) are rejected.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+
+from numeric.errors import InputError
+
+# name: (full value, quick value, meaning)
+_DEFAULTS = {
+    "seed": (0, 0, "master seed; every instance and draw derives from it"),
+    "dps": (50, 50, "significant digits for high-precision checks (>= 50)"),
+    "hp_instances": (5, 3, "random instances per high-precision identity"),
+    "mc_trials": (40000, 16000, "Monte Carlo draws per step check and per end-to-end point"),
+    "mc_outer": (3, 2, "independent conditioning instances per conditional expectation"),
+    "max_detectable": (0.03, 0.05, "largest acceptable smallest-detectable relative error"),
+    "asym_trials": (400, 150, "simulated data sets per dimension in convergence checks"),
+    "asym_scales": ((1, 2, 4, 8), (1, 2, 4), "dimension multipliers for convergence checks"),
+    "ineq_instances": (200, 60, "random instances per inequality"),
+    "ineq_restarts": (8, 3, "adversarial-search restarts per inequality"),
+    "device": ("auto", "auto", "auto | cpu | cuda"),
+    "quick": (False, True, "CI-sized run"),
+}
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    seed: int
+    dps: int
+    hp_instances: int
+    mc_trials: int
+    mc_outer: int
+    max_detectable: float
+    asym_trials: int
+    asym_scales: tuple
+    ineq_instances: int
+    ineq_restarts: int
+    device: str
+    quick: bool
+
+    def as_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def describe_defaults() -> list[tuple[str, object, object, str]]:
+    return [(k, v[0], v[1], v[2]) for k, v in _DEFAULTS.items()]
+
+
+def make_config(quick: bool = False, **overrides) -> AuditConfig:
+    unknown = set(overrides) - set(_DEFAULTS)
+    if unknown:
+        raise InputError(f"unknown audit setting(s): {', '.join(sorted(unknown))}; "
+                         f"known: {', '.join(_DEFAULTS)}")
+    col = 1 if quick else 0
+    cfg = AuditConfig(**{k: v[col] for k, v in _DEFAULTS.items()})
+    cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+    if cfg.dps < 50:
+        raise InputError(f"dps must be at least 50, got {cfg.dps}")
+    for key in ("hp_instances", "mc_trials", "mc_outer", "asym_trials", "ineq_instances"):
+        if getattr(cfg, key) < 1:
+            raise InputError(f"{key} must be positive, got {getattr(cfg, key)}")
+    if not 0 < cfg.max_detectable < 1:
+        raise InputError(f"max_detectable must lie in (0, 1), got {cfg.max_detectable}")
+    return cfg

@@ -1,0 +1,147 @@
+"""Derivations as data.
+
+A ``Derivation`` declares its assumptions, the definitions of derived symbols, an ordered list of
+``Step``s (each a relation between two SymPy expressions with its ``Justification`` and the
+checks that apply), the ``Statement`` it proves (exact, asymptotic or a bound), the negative
+``Control``s the audit must reject, and the numeric hooks the checkers need (instances at which
+to evaluate, the formula's value, a simulator of the actual estimator).
+
+Checkers (``derivations.checkers``) are plain functions of a step; renderers never compute.
+"""
+from __future__ import annotations
+
+import inspect
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+JUSTIFICATION_KINDS = ("definition", "algebra", "lemma", "expectation", "inequality",
+                       "literature", "asymptotic", "numerical")
+RELATIONS = ("=", "<=", ">=", "~")
+STATEMENT_KINDS = ("exact", "asymptotic", "bound")
+VERDICTS = ("pass", "fail", "error")
+
+
+@dataclass(frozen=True)
+class Justification:
+    kind: str                 # one of JUSTIFICATION_KINDS
+    text: str                 # what licenses the step, in words (LaTeX allowed)
+    reference: str = ""       # a named lemma's source
+
+    def __post_init__(self):
+        if self.kind not in JUSTIFICATION_KINDS:
+            raise ValueError(f"unknown justification kind {self.kind!r}")
+
+
+@dataclass(frozen=True)
+class Step:
+    id: str
+    lhs: Any                  # SymPy expression
+    rel: str                  # "=", "<=", ">=" or "~" (asymptotically equal)
+    rhs: Any
+    why: Justification
+    checks: tuple             # names of checkers in derivations.checkers.CHECKERS
+    note: str = ""            # extra explanation shown in the report
+    options: dict = field(default_factory=dict)  # checker options (e.g. which instances)
+
+    def __post_init__(self):
+        if self.rel not in RELATIONS:
+            raise ValueError(f"step {self.id}: unknown relation {self.rel!r}")
+        if not self.checks:
+            raise ValueError(f"step {self.id}: a step without checks is not audited")
+
+    def with_sides(self, lhs=None, rhs=None) -> "Step":
+        from dataclasses import replace
+
+        return replace(self, lhs=self.lhs if lhs is None else lhs,
+                       rhs=self.rhs if rhs is None else rhs)
+
+
+@dataclass(frozen=True)
+class Statement:
+    lhs: Any
+    rel: str
+    rhs: Any
+    kind: str                 # exact | asymptotic | bound
+    conditions: tuple = ()    # plain-text (LaTeX) conditions under which it is claimed
+    checks: tuple = ("end_to_end",)
+
+    def __post_init__(self):
+        if self.kind not in STATEMENT_KINDS:
+            raise ValueError(f"unknown statement kind {self.kind!r}")
+
+
+@dataclass(frozen=True)
+class Control:
+    """A deliberately wrong variant the audit must reject.
+
+    ``target`` is a step id or ``"statement"``.  For a step, ``lhs``/``rhs`` replace its sides;
+    for the statement, ``formula`` replaces the value function (``params -> float``).
+    """
+
+    name: str
+    description: str
+    target: str
+    lhs: Any = None
+    rhs: Any = None
+    formula: Callable | None = None
+
+
+@dataclass
+class Certificate:
+    method: str               # checker name
+    verdict: str              # pass | fail | error
+    evidence: dict            # numbers that back the verdict
+    seconds: float
+    summary: str              # one line for tables
+
+    def as_dict(self) -> dict:
+        return {"method": self.method, "verdict": self.verdict, "evidence": self.evidence,
+                "seconds": round(self.seconds, 4), "summary": self.summary}
+
+
+@dataclass
+class Derivation:
+    id: str
+    title: str
+    regime: str                           # "overdetermined" | "underdetermined" | ...
+    assumptions: tuple                    # LaTeX sentences
+    definitions: tuple                    # ((name, sympy expr), ...) evaluated in order
+    steps: tuple
+    statement: Statement
+    controls: tuple
+    # --- numeric hooks ---------------------------------------------------------------
+    validate: Callable                    # Params -> None, raises InputError
+    formula: Callable                     # Params -> float (value of the statement's rhs)
+    simulate: Callable | None             # (Params, trials, gen, device) -> tensor of samples
+    hp_params: Callable                   # ctx -> [Params] for high-precision checks
+    mc_params: Callable                   # ctx -> [Params] for Monte Carlo step checks
+    check_points: Callable                # ctx -> [Params] for the end-to-end check
+    summary: str = ""                     # one paragraph for the report
+    references: tuple = ()
+    extra: dict = field(default_factory=dict)   # derivation-specific hooks for custom checkers
+    module: Any = None                    # filled by the registry (for cache keys)
+
+    def step(self, step_id: str) -> Step:
+        for s in self.steps:
+            if s.id == step_id:
+                return s
+        raise KeyError(f"{self.id} has no step {step_id!r}")
+
+    @property
+    def kind(self) -> str:
+        return self.statement.kind
+
+    def source_text(self) -> str:
+        """Source of the module that declares this derivation (a cache-key ingredient)."""
+        return inspect.getsource(self.module) if self.module is not None else ""
+
+
+class Timer:
+    def __enter__(self):
+        self.t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds = time.perf_counter() - self.t0
+        return False

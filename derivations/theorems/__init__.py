@@ -1,0 +1,1 @@
+"""One module per theorem; each defines ``ORDER`` and ``DERIVATIONS``."""

@@ -1,0 +1,110 @@
+"""Random instances of the model, in mpmath (exact to the working precision) or torch.
+
+An instance fixes the dimensions, the noise level, the covariance ``Sigma`` (eigenvalues from the
+parameters, Haar-random eigenbasis) and the shift ``Delta*`` (singular values from the
+parameters, Haar-random singular vectors).  The same seed gives the same instance in both
+backends (the torch one is the float64 rounding of the mpmath one).  Random data (``X``, ``E``,
+``G``) are drawn by ``draw``.
+"""
+from __future__ import annotations
+
+import mpmath as mp
+import numpy as np
+
+from .params import Params
+
+
+def _orth_np(z: np.ndarray) -> np.ndarray:
+    """Haar-distributed orthogonal matrix from a Gaussian one (QR with the sign fix)."""
+    q, r = np.linalg.qr(z)
+    return q * np.sign(np.diag(r))
+
+
+def _haar_mp(z: np.ndarray) -> mp.matrix:
+    """Orthogonal to the working precision: QR in mpmath of a float64 Gaussian matrix."""
+    a = mp.matrix(z.tolist())
+    q, r = mp.qr(a)
+    for j in range(q.cols):
+        if r[j, j] < 0:
+            for i in range(q.rows):
+                q[i, j] = -q[i, j]
+    return q
+
+
+def _factors(p: Params):
+    rng = np.random.default_rng([p.seed, 2026])
+    zu = rng.standard_normal((p.k, p.k))
+    zv = rng.standard_normal((p.d, p.d))
+    zs = rng.standard_normal((p.d, p.d))
+    return zu, zv, zs
+
+
+def mp_instance(p: Params) -> dict:
+    """The fixed part of an instance as mpmath values (call inside ``mp.workdps``)."""
+    zu, zv, zs = _factors(p)
+    u, v = _haar_mp(zu), _haar_mp(zv)
+    sv = list(p.shift_sv) + [0.0] * (min(p.d, p.k) - len(p.shift_sv))
+    delta = mp.zeros(p.k, p.d)
+    for i, s in enumerate(sv):
+        if s:
+            delta += mp.mpf(s) * (u[:, i] * v[:, i].T)
+    if p.isotropic:
+        sigma_m, half = mp.eye(p.d), mp.eye(p.d)
+    else:
+        q = _haar_mp(zs)
+        sigma_m = q * mp.diag([mp.mpf(e) for e in p.eigs]) * q.T
+        half = q * mp.diag([mp.sqrt(mp.mpf(e)) for e in p.eigs]) * q.T
+    return {"d": p.d, "k": p.k, "n": p.n, "r": p.r, "sigma": mp.mpf(p.sigma),
+            "Sigma": sigma_m, "SigmaHalf": half, "Delta": delta, "I_d": mp.eye(p.d)}
+
+
+def torch_instance(p: Params, device="cpu", dtype=None) -> dict:
+    import torch
+
+    dtype = dtype or torch.float64
+    zu, zv, zs = _factors(p)
+    u, v = _orth_np(zu), _orth_np(zv)
+    sv = np.zeros(min(p.d, p.k))
+    sv[: len(p.shift_sv)] = p.shift_sv
+    delta = (u[:, : len(sv)] * sv) @ v[:, : len(sv)].T
+    if p.isotropic:
+        sig = np.eye(p.d)
+        half = np.eye(p.d)
+    else:
+        q = _orth_np(zs)
+        e = np.asarray(p.eigs)
+        sig = (q * e) @ q.T
+        half = (q * np.sqrt(e)) @ q.T
+    t = lambda a: torch.as_tensor(a, dtype=dtype, device=device)  # noqa: E731
+    return {"d": p.d, "k": p.k, "n": p.n, "r": p.r, "sigma": float(p.sigma),
+            "Sigma": t(sig), "SigmaHalf": t(half), "Delta": t(delta), "I_d": t(np.eye(p.d))}
+
+
+# Random matrices of the model and how to draw them given the fixed instance.
+#   X: d x n, columns i.i.d. N(0, Sigma)     E: k x n, entries i.i.d. N(0, sigma^2)
+#   G: k x d, entries i.i.d. N(0, sigma^2)  (the whitened noise of THEORY 4.1)
+RANDOM_SHAPES = {"X": ("d", "n"), "E": ("k", "n"), "G": ("k", "d")}
+
+
+def draw_mp(names, inst: dict, rng: np.random.Generator) -> dict:
+    out = {}
+    for name in names:
+        rows, cols = (inst[s] for s in RANDOM_SHAPES[name])
+        z = mp.matrix(rng.standard_normal((rows, cols)).tolist())
+        if name == "X":
+            out[name] = inst["SigmaHalf"] * z
+        else:
+            out[name] = z * inst["sigma"]
+    return out
+
+
+def draw_torch(names, inst: dict, batch: int, gen, device="cpu", dtype=None) -> dict:
+    """Draw ``batch`` copies of the named random matrices (CPU generator, then moved)."""
+    from .device import randn
+
+    out = {}
+    for name in names:
+        rows, cols = (inst[s] for s in RANDOM_SHAPES[name])
+        z = randn((batch, rows, cols), gen, device, dtype)
+        out[name] = inst["SigmaHalf"] @ z if name == "X" else z * inst["sigma"]
+    return out

@@ -1,0 +1,88 @@
+"""LaTeX printing of derivation expressions through SymPy's printer classes.
+
+``AuditLatexPrinter`` subclasses ``LatexPrinter``: project symbols take their LaTeX names from
+the registry and the project's nodes (norms, ``P_r``, pseudo-inverse, expectations) print as the
+paper writes them.  Templates receive the finished strings; they never format mathematics.
+"""
+from __future__ import annotations
+
+import sympy as sp
+from sympy.printing.latex import LatexPrinter
+
+from . import ops
+from .registry import REGISTRY
+
+
+class AuditLatexPrinter(LatexPrinter):
+    printmethod = "_audit_latex"
+
+    def __init__(self, settings=None):
+        base = {"mul_symbol": None, "mat_symbol_style": "plain"}
+        base.update(settings or {})
+        super().__init__(base)
+
+    # symbols -------------------------------------------------------------
+    def _print_Symbol(self, expr, style="plain"):
+        info = REGISTRY.get(expr.name)
+        if info is not None:
+            return info.latex
+        return super()._print_Symbol(expr, style=style)
+
+    def _print_MatrixSymbol(self, expr):
+        info = REGISTRY.get(expr.name)
+        return info.latex if info is not None else super()._print_MatrixSymbol(expr)
+
+    # structure ------------------------------------------------------------
+    def _print_Transpose(self, expr):
+        inner = self._print(expr.arg)
+        if not isinstance(expr.arg, sp.MatrixSymbol):
+            inner = rf"\left({inner}\right)"
+        return rf"{inner}^{{\top}}"
+
+    def _print_Frob2(self, expr):
+        return rf"\left\lVert {self._print(expr.arg)} \right\rVert_F^2"
+
+    def _print_OpNorm(self, expr):
+        return rf"\left\lVert {self._print(expr.arg)} \right\rVert_{{\mathrm{{op}}}}"
+
+    def _print_SigmaMin(self, expr):
+        return rf"\lambda_{{\min}}\!\left({self._print(expr.arg)}\right)"
+
+    def _print_SingVal(self, expr):
+        m, i = expr.args
+        return rf"\sigma_{{{self._print(i)}}}\!\left({self._print(m)}\right)"
+
+    def _print_TruncSVD(self, expr):
+        m, r = expr.args
+        return rf"P_{{{self._print(r)}}}\!\left({self._print(m)}\right)"
+
+    def _print_PInv(self, expr):
+        inner = self._print(expr.args[0])
+        if not isinstance(expr.args[0], sp.MatrixSymbol):
+            inner = rf"\left({inner}\right)"
+        return rf"{inner}^{{+}}"
+
+    def _print_Expect(self, expr):
+        over = ",".join(self._print(s) for s in expr.over)
+        return rf"\mathbb{{E}}_{{{over}}}\!\left[{self._print(expr.expr)}\right]"
+
+    def _print_Identity(self, expr):
+        return "I"
+
+
+_PRINTER = AuditLatexPrinter()
+
+
+def latex(expr) -> str:
+    """LaTeX for an expression (a SymPy object, or a plain string passed through unchanged)."""
+    if isinstance(expr, str):
+        return expr
+    return _PRINTER.doprint(expr)
+
+
+def relation_latex(lhs, rel: str, rhs) -> str:
+    op = {"=": "=", "<=": r"\le", ">=": r"\ge", "~": r"\simeq"}[rel]
+    return f"{latex(lhs)} {op} {latex(rhs)}"
+
+
+__all__ = ["AuditLatexPrinter", "latex", "relation_latex", "ops"]

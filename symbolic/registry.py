@@ -1,0 +1,131 @@
+"""The one registry of the model's symbols: name, assumptions, shape, LaTeX and meaning.
+
+Every derivation takes its symbols from here (``sym("Delta")``), the printer takes their LaTeX
+names from here, and the report's notation table is generated from here -- so each symbol is
+introduced once and used consistently (the referee's minor comment 1).
+
+Adding a symbol is adding one ``_declare`` line; nothing else needs editing.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import sympy as sp
+
+
+@dataclass(frozen=True)
+class SymbolInfo:
+    name: str                      # identifier used in code and in --set NAME=VALUE
+    latex: str                     # LaTeX, used by the printer and the notation table
+    meaning: str                   # one line for the notation table
+    shape: tuple[str, str] | None = None   # matrix shape in terms of scalar symbol names
+    assumptions: dict = field(default_factory=dict)  # SymPy assumptions for scalars
+    group: str = "model"           # section of the notation table
+    kind: str = "scalar"           # "scalar" or "matrix"
+
+
+REGISTRY: dict[str, SymbolInfo] = {}
+
+
+def _declare(name, latex, meaning, shape=None, group="model", kind=None, **assumptions):
+    if name in REGISTRY:
+        raise ValueError(f"symbol {name!r} declared twice")
+    kind = kind or ("scalar" if shape is None else "matrix")
+    REGISTRY[name] = SymbolInfo(name, latex, meaning, shape, assumptions, group, kind)
+
+
+_INT = dict(integer=True, positive=True)
+# --- dimensions and scalars (section 1 of THEORY.md) ---
+_declare("d", "d", "input dimension", **_INT)
+_declare("k", "k", "output dimension", **_INT)
+_declare("n", "n", "number of downstream samples", **_INT)
+_declare("r", "r", "LoRA rank", **_INT)
+_declare("s", "s", r"true rank of the task shift, $s = \operatorname{rank}\Delta^*$", **_INT)
+_declare("sigma", r"\sigma", "label-noise standard deviation", positive=True)
+_declare("gamma", r"\gamma", r"aspect ratio $d/n$ in the proportional limit", positive=True)
+_declare("beta", r"\beta", r"aspect ratio $m/N \le 1$ of the normalised spiked matrix", positive=True)
+_declare("x", "x", "normalised signal singular value of a spike", positive=True)
+_declare("kappa", r"\kappa", r"fixed point of $\sum_i s_i/(s_i+\kappa) = n$", positive=True)
+_declare("df2", r"\mathrm{df}_2", r"$\frac1n\sum_i s_i^2/(s_i+\kappa)^2$", positive=True)
+_declare("eps", r"\varepsilon", r"misalignment $\lVert Q_\perp C Q\rVert_{\mathrm{op}}$", nonnegative=True)
+_declare("eta", r"\eta", r"distance to isotropy $\lVert C - I\rVert_{\mathrm{op}}$", nonnegative=True)
+_declare("b_r", r"b_r", r"best rank-$r$ risk $\sum_{i>r}\sigma_i^2(\Delta^*\Sigma^{1/2})$", nonnegative=True)
+_declare("Fnorm2", r"\lVert\Delta^*\rVert_F^2", r"squared Frobenius norm of the shift", nonnegative=True)
+# --- matrices ---
+_declare("Sigma", r"\Sigma", r"input covariance, $x\sim\mathcal N(0,\Sigma)$, symmetric positive definite", ("d", "d"))
+_declare("W0", r"W_0", "pretrained weights", ("k", "d"))
+_declare("Wstar", r"W^*", r"optimal downstream weights $W^* = W_0 + \Delta^*$", ("k", "d"))
+_declare("Delta", r"\Delta^*", r"task shift $W^* - W_0$", ("k", "d"))
+_declare("X", "X", r"design matrix, columns i.i.d. $\mathcal N(0,\Sigma)$", ("d", "n"), group="data")
+_declare("E", "E", r"noise matrix, entries i.i.d. $\mathcal N(0,\sigma^2)$", ("k", "n"), group="data")
+_declare("Y", "Y", r"labels $Y = W^* X + E$", ("k", "n"), group="data")
+_declare("R", "R", r"residual labels $R = Y - W_0 X = \Delta^* X + E$", ("k", "n"), group="data")
+_declare("S", "S", r"unnormalised sample covariance $S = X X^\top$", ("d", "d"), group="data")
+_declare("SigmaHat", r"\hat\Sigma", r"sample covariance $\hat\Sigma = S/n$", ("d", "d"), group="data")
+_declare("P", "P", r"projection onto the span of the data, $P = X X^+$", ("d", "d"), group="data")
+_declare("DeltaF", r"\hat\Delta_F", "full fine-tuning estimate of the shift", ("k", "d"), group="estimators")
+_declare("DeltaL", r"\hat\Delta_L", "LoRA estimate of the shift (global minimiser, rank at most $r$)", ("k", "d"), group="estimators")
+_declare("B", "B", r"LoRA factor, $k\times r$, zero at initialisation", ("k", "r"), group="estimators")
+_declare("A", "A", r"LoRA factor, $r\times d$, small random at initialisation", ("r", "d"), group="estimators")
+_declare("M", "M", r"signal matrix ($\Delta^* S^{1/2}$ over, $\Delta^* X$ under)", group="lora", kind="matrix")
+_declare("G", "G", r"whitened noise $E X^\top S^{-1/2}$; given $X$, i.i.d. $\mathcal N(0,\sigma^2)$", ("k", "d"), group="lora")
+_declare("D", "D", r"rank-$r$ error $P_r(M+G) - M$", ("k", "d"), group="lora")
+_declare("Q", "Q", r"projection onto the top-$r$ row space of $\Delta^*$ (input side)", ("d", "d"), group="misalignment")
+_declare("Qperp", r"Q_\perp", r"$I - Q$", ("d", "d"), group="misalignment")
+_declare("C", "C", r"a covariance in which LoRA fits: $\Sigma$ or $\hat\Sigma$", ("d", "d"), group="misalignment")
+_declare("A_C", "A_C", r"noise-free LoRA target in metric $C$: $P_r(\Delta^* C^{1/2}) C^{-1/2}$", ("k", "d"), group="misalignment")
+
+# Notation that is an operator rather than a symbol (for the notation table only).
+OPERATORS: list[tuple[str, str]] = [
+    (r"P_r(M)", r"best rank-$r$ approximation of $M$ (truncated SVD; Eckart--Young)"),
+    (r"M^+", "Moore--Penrose pseudo-inverse"),
+    (r"\lVert M\rVert_F,\ \lVert M\rVert_{\mathrm{op}}", "Frobenius and operator norms"),
+    (r"\sigma_i(M)", r"$i$-th largest singular value"),
+    (r"\mathcal R(W) = \lVert (W - W^*)\Sigma^{1/2}\rVert_F^2",
+     r"excess risk: population risk minus the noise floor $k\sigma^2$"),
+    (r"\mathbb E_{Z}[\,\cdot\,]", r"expectation over the random matrices $Z$, all else fixed"),
+]
+
+
+def _shape(info: SymbolInfo):
+    return tuple(sym(s) for s in info.shape)
+
+
+@lru_cache(maxsize=None)
+def sym(name: str):
+    """The SymPy object for a registered symbol (``Symbol`` or ``MatrixSymbol``)."""
+    try:
+        info = REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"unknown symbol {name!r}; declare it in symbolic/registry.py") from None
+    if info.kind == "scalar":
+        return sp.Symbol(name, **info.assumptions)
+    if info.shape is None:
+        raise TypeError(f"matrix symbol {name!r} has a regime-dependent shape; use msym(name, rows, cols)")
+    return sp.MatrixSymbol(name, *_shape(info))
+
+
+def msym(name: str, rows, cols):
+    """A registered matrix symbol with an explicit shape (for symbols whose shape varies by regime)."""
+    if name not in REGISTRY:
+        raise KeyError(f"unknown symbol {name!r}; declare it in symbolic/registry.py")
+    return sp.MatrixSymbol(name, rows, cols)
+
+
+def syms(*names):
+    return tuple(sym(n) for n in names)
+
+
+def latex_name(name: str) -> str:
+    return REGISTRY[name].latex
+
+
+def notation_table() -> list[dict]:
+    """Rows for the notation table, grouped, in declaration order."""
+    rows = []
+    for info in REGISTRY.values():
+        shape = "" if info.shape is None else r"{}\times {}".format(*(REGISTRY[s].latex for s in info.shape))
+        rows.append({"name": info.name, "latex": info.latex, "shape": shape,
+                     "meaning": info.meaning, "group": info.group})
+    return rows

@@ -1,0 +1,53 @@
+import mpmath as mp
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _reset_numeric_state():
+    """Every test starts and ends with the default global numeric state."""
+    import torch
+
+    dps = mp.mp.dps
+    dtype = torch.get_default_dtype()
+    state = torch.random.get_rng_state()
+    yield
+    assert mp.mp.dps == dps, "a test or library call leaked a global mp.dps change"
+    mp.mp.dps = dps
+    torch.set_default_dtype(dtype)
+    torch.random.set_rng_state(state)
+
+
+@pytest.fixture(scope="session")
+def quick_cfg():
+    from derivations.config import make_config
+
+    return make_config(quick=True, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def audit_cache(quick_cfg):
+    """Audit results per derivation, computed once per session."""
+    from derivations import get
+    from derivations.audit import audit_derivation
+
+    cache = {}
+
+    def run(der_id):
+        if der_id not in cache:
+            cache[der_id] = audit_derivation(get(der_id), quick_cfg)
+        return cache[der_id]
+
+    return run
+
+
+def pytest_collection_modifyitems(config, items):
+    try:
+        import torch
+
+        has_cuda = torch.cuda.is_available()
+    except ImportError:  # pragma: no cover
+        has_cuda = False
+    skip = pytest.mark.skip(reason="no CUDA device")
+    for item in items:
+        if "gpu" in item.keywords and not has_cuda:
+            item.add_marker(skip)
