@@ -40,6 +40,11 @@ def audit_cache(quick_cfg):
     return run
 
 
+def pytest_addoption(parser):
+    parser.addoption("--runslow", action="store_true", default=False,
+                     help="also run tests marked slow (full-size convergence and sweeps)")
+
+
 def pytest_collection_modifyitems(config, items):
     try:
         import torch
@@ -48,6 +53,9 @@ def pytest_collection_modifyitems(config, items):
     except ImportError:  # pragma: no cover
         has_cuda = False
     skip = pytest.mark.skip(reason="no CUDA device")
+    skip_slow = pytest.mark.skip(reason="slow: run with --runslow")
     for item in items:
         if "gpu" in item.keywords and not has_cuda:
             item.add_marker(skip)
+        if "slow" in item.keywords and not config.getoption("--runslow"):
+            item.add_marker(skip_slow)

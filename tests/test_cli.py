@@ -15,7 +15,7 @@ def test_list_json(capsys):
 @pytest.mark.parametrize("argv,needle", [
     (["evaluate", "fft_over", "--set", "d=4", "n=5"], "n > d + 1"),
     (["evaluate", "fft_over", "--set", "r=9"], "r must satisfy"),
-    (["evaluate", "fft_over", "--set", "cov_eigs=1,2,-1,3"], "positive definite"),
+    (["evaluate", "fft_over", "--set", "d=4", "cov_eigs=1,2,-1,3"], "positive definite"),
     (["evaluate", "fft_over", "--set", "cov_eigs=1,2"], "d = 6 eigenvalues"),
     (["evaluate", "fft_over", "--set", "bogus=1"], "unknown parameter 'bogus'"),
     (["evaluate", "fft_over", "--set", "d=four"], "d must be an integer"),
