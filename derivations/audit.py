@@ -44,7 +44,7 @@ def audit_control(control, derivation, cfg) -> dict:
         certs = [_statement_cert(c, derivation, cfg, formula=control.formula)
                  for c in derivation.statement.checks]
     else:
-        step = derivation.step(control.target).with_sides(control.lhs, control.rhs)
+        step = derivation.step(control.target).with_sides(control.lhs, control.rhs, control.options)
         certs = [run_checker(c, step, derivation, cfg) for c in step.checks]
     # A control is rejected when a check *fails* on it; an error is not a rejection.
     rejected = any(c.verdict == "fail" for c in certs)

@@ -125,14 +125,19 @@ def check_symbolic(step, derivation, cfg) -> Certificate:
 
 
 # ------------------------------------------------------------------------------ high precision
-def _gap(a, b):
+def _norm(v):
+    return mp.sqrt(ev.MpBackend().frob2(v)) if isinstance(v, mp.matrix) else abs(v)
+
+
+def _gap(a, b, scale=None):
+    """Relative gap; ``scale`` (a step's ``options["scale"]``) replaces ``max(|a|, |b|)``
+    when one side is exactly zero, so that "X = 0" is judged against the size of its factors."""
     if isinstance(a, mp.matrix) or isinstance(b, mp.matrix):
-        d = a - b
-        na = mp.sqrt(ev.MpBackend().frob2(a))
-        nb = mp.sqrt(ev.MpBackend().frob2(b))
-        scale = max(na, nb)
-        nd = mp.sqrt(ev.MpBackend().frob2(d))
-        return nd / scale if scale else nd
+        nd = _norm(a - b)
+        ref = max(_norm(a), _norm(b)) if scale is None else abs(scale)
+        return nd / ref if ref else nd
+    if scale is not None:
+        return abs(a - b) / abs(scale)
     return relative_gap(a, b)
 
 
@@ -154,8 +159,10 @@ def check_hp(step, derivation, cfg) -> Certificate:
             env = ev.evaluate_definitions(needed_definitions(step, derivation), env, backend)
             lhs = ev.evaluate(step.lhs, env, backend)
             rhs = ev.evaluate(step.rhs, env, backend)
+            scale = step.options.get("scale")
+            scale = ev.evaluate(scale, env, backend) if scale is not None else None
             if step.rel == "=":
-                g = _gap(lhs, rhs)
+                g = _gap(lhs, rhs, scale)
             else:
                 raise ValueError("hp checks identities; use an inequality checker for bounds")
             worst = max(worst, g)

@@ -21,6 +21,7 @@ _DEFAULTS = {
     "max_detectable": (0.03, 0.05, "largest acceptable smallest-detectable relative error"),
     "asym_trials": (400, 150, "simulated data sets per dimension in convergence checks"),
     "asym_scales": ((1, 2, 4, 8), (1, 2, 4), "dimension multipliers for convergence checks"),
+    "asym_tol": (0.02, 0.03, "largest relative error allowed at the largest size (beyond 4 SE)"),
     "ineq_instances": (200, 60, "random instances per inequality"),
     "ineq_restarts": (8, 3, "adversarial-search restarts per inequality"),
     "device": ("auto", "auto", "auto | cpu | cuda"),
@@ -38,6 +39,7 @@ class AuditConfig:
     max_detectable: float
     asym_trials: int
     asym_scales: tuple
+    asym_tol: float
     ineq_instances: int
     ineq_restarts: int
     device: str

@@ -50,11 +50,12 @@ class Step:
         if not self.checks:
             raise ValueError(f"step {self.id}: a step without checks is not audited")
 
-    def with_sides(self, lhs=None, rhs=None) -> "Step":
+    def with_sides(self, lhs=None, rhs=None, options=None) -> "Step":
         from dataclasses import replace
 
         return replace(self, lhs=self.lhs if lhs is None else lhs,
-                       rhs=self.rhs if rhs is None else rhs)
+                       rhs=self.rhs if rhs is None else rhs,
+                       options={**self.options, **(options or {})})
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,8 @@ class Control:
     """A deliberately wrong variant the audit must reject.
 
     ``target`` is a step id or ``"statement"``.  For a step, ``lhs``/``rhs`` replace its sides;
-    for the statement, ``formula`` replaces the value function (``params -> float``).
+    for the statement, ``formula`` replaces the value function (``params -> float``);
+    ``options`` are merged into the step's checker options (e.g. a perturbed root).
     """
 
     name: str
@@ -85,6 +87,7 @@ class Control:
     lhs: Any = None
     rhs: Any = None
     formula: Callable | None = None
+    options: dict | None = None
 
 
 @dataclass

@@ -51,6 +51,8 @@ _declare("df2", r"\mathrm{df}_2", r"$\frac1n\sum_i s_i^2/(s_i+\kappa)^2$", posit
 _declare("eps", r"\varepsilon", r"misalignment $\lVert Q_\perp C Q\rVert_{\mathrm{op}}$", nonnegative=True)
 _declare("eta", r"\eta", r"distance to isotropy $\lVert C - I\rVert_{\mathrm{op}}$", nonnegative=True)
 _declare("b_r", r"b_r", r"best rank-$r$ risk $\sum_{i>r}\sigma_i^2(\Delta^*\Sigma^{1/2})$", nonnegative=True)
+_declare("lam", r"\lambda", r"eigenvalues $\lambda_1,\dots,\lambda_d$ of $\Sigma$", positive=True)
+_declare("bq", r"b", r"rows of $\Delta^*$ in $\Sigma$'s eigenbasis, $b_{ji} = (\Delta^* q_i)_j$", real=True)
 _declare("Fnorm2", r"\lVert\Delta^*\rVert_F^2", r"squared Frobenius norm of the shift", nonnegative=True)
 # --- matrices ---
 _declare("Sigma", r"\Sigma", r"input covariance, $x\sim\mathcal N(0,\Sigma)$, symmetric positive definite", ("d", "d"))

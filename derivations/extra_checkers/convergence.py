@@ -1,0 +1,71 @@
+"""Checker ``convergence`` for asymptotic statements: the relative error must shrink and end small.
+
+The derivation provides ``extra["convergence"] = fn(cfg, formula=None) -> rows``: one row per
+dimension multiplier in ``cfg.asym_scales`` (all dimensions scaled together, ratios fixed), each
+``{"scale", "dims", "formula", "mean", "se", "trials"}`` -- the asymptotic formula at those
+dimensions (``formula`` replaces the derivation's own when a negative control is run) and a
+simulation of the actual estimator.
+
+With ``e_i = (mean_i - formula_i)/formula_i`` and ``s_i = se_i/|formula_i|`` the check passes iff
+
+* **powered**: ``4 s_last <= cfg.max_detectable`` (the largest size resolves errors that small);
+* **small**: ``|e_last| <= 4 s_last + cfg.asym_tol`` (the formula is accurate at the largest size);
+* **shrinking**: ``|e_last| + 2 s_last < |e_first|`` (the error fell by more than the noise) or
+  ``|e_last| <= 4 s_last`` (it is already zero within the noise).
+
+A formula that is wrong by a fixed relative amount fails *small* and *shrinking*; one that is
+only asymptotically equivalent to the truth is not a negative control for this check (it would
+rightly pass).  The observed rate is the least-squares slope of ``log|e_i|`` against
+``log(scale)`` over the sizes whose error exceeds 2 SE (reported, not judged).
+"""
+from __future__ import annotations
+
+import math
+
+from numeric.stats import Z_PASS
+
+from ..checkers import checker
+from ..core import Certificate
+
+
+def judge(rows, cfg) -> tuple[str, str, dict]:
+    for r in rows:
+        r["rel_error"] = (r["mean"] - r["formula"]) / r["formula"]
+        r["rel_se"] = r["se"] / abs(r["formula"])
+    first, last = rows[0], rows[-1]
+    e0, e1, s1 = abs(first["rel_error"]), abs(last["rel_error"]), last["rel_se"]
+    powered = Z_PASS * s1 <= cfg.max_detectable
+    small = e1 <= Z_PASS * s1 + cfg.asym_tol
+    shrinking = (e1 + 2 * s1 < e0) or (e1 <= Z_PASS * s1)
+    pts = [(math.log(r["scale"]), math.log(abs(r["rel_error"]))) for r in rows
+           if abs(r["rel_error"]) > 2 * r["rel_se"] and r["rel_error"] != 0]
+    rate = None
+    if len(pts) >= 2:
+        mx = sum(p[0] for p in pts) / len(pts)
+        my = sum(p[1] for p in pts) / len(pts)
+        sxx = sum((p[0] - mx) ** 2 for p in pts)
+        if sxx > 0:
+            rate = sum((p[0] - mx) * (p[1] - my) for p in pts) / sxx
+    evidence = {"rows": rows, "powered": powered, "small": small, "shrinking": shrinking,
+                "observed_rate": rate, "tolerance": cfg.asym_tol, "z_threshold": Z_PASS}
+    errs = ", ".join(f"{100 * r['rel_error']:+.2f}%" for r in rows)
+    if not powered:
+        return "fail", f"underpowered at the largest size (4 SE = {100 * Z_PASS * s1:.2g}%)", evidence
+    if not small:
+        return "fail", f"error at the largest size too large: {errs}", evidence
+    if not shrinking:
+        return "fail", f"error does not shrink: {errs}", evidence
+    rate_txt = f", rate ~ scale^{rate:.2f}" if rate is not None else ""
+    return "pass", f"relative error {errs} (4 SE at largest: {100 * Z_PASS * s1:.2g}%){rate_txt}", evidence
+
+
+@checker("convergence")
+def check_convergence(statement, derivation, cfg, formula=None) -> Certificate:
+    fn = derivation.extra.get("convergence")
+    if fn is None:
+        raise KeyError(f"{derivation.id} declares no extra['convergence'] hook")
+    rows = fn(cfg, formula=formula)
+    if len(rows) < 2:
+        raise ValueError("a convergence check needs at least two sizes")
+    verdict, summary, evidence = judge(rows, cfg)
+    return Certificate("convergence", verdict, evidence, 0.0, summary)
