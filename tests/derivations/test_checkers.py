@@ -1,0 +1,73 @@
+"""The checkers themselves: each rejects a wrong statement and reports its evidence."""
+import pytest
+import sympy as sp
+
+from derivations import get
+from derivations.checkers import run_checker
+from derivations.config import make_config
+from derivations.extra_checkers.convergence import judge
+from numeric.errors import InputError
+
+
+def _rows(errors, rel_se=0.002):
+    return [{"scale": s, "formula": 1.0, "mean": 1.0 + e, "se": rel_se, "trials": 100}
+            for s, e in zip((1, 2, 4, 8), errors)]
+
+
+def test_convergence_judge_accepts_shrinking_error(quick_cfg):
+    verdict, _, ev = judge(_rows([0.08, 0.04, 0.02, 0.01]), quick_cfg)
+    assert verdict == "pass"
+    assert ev["observed_rate"] == pytest.approx(-1.0, abs=0.05)
+
+
+@pytest.mark.parametrize("errors,why", [
+    ([0.10, 0.10, 0.10, 0.10], "too large"),
+    ([0.02, 0.025, 0.028, 0.029], "does not shrink"),
+])
+def test_convergence_judge_rejects(quick_cfg, errors, why):
+    verdict, summary, _ = judge(_rows(errors), quick_cfg)
+    assert verdict == "fail" and why in summary
+
+
+def test_convergence_judge_rejects_underpowered(quick_cfg):
+    verdict, summary, _ = judge(_rows([0.05, 0.0, 0.0, 0.0], rel_se=0.05), quick_cfg)
+    assert verdict == "fail" and "underpowered" in summary
+
+
+def test_mc_checker_flags_underpowered_runs():
+    cfg = make_config(quick=True, device="cpu", mc_trials=30, mc_outer=1)
+    der = get("fft_over")
+    cert = run_checker("mc", der.step("inverse-wishart"), der, cfg)
+    assert cert.verdict == "fail" and "underpowered" in cert.summary
+
+
+def test_hp_checker_rejects_dropped_factor(quick_cfg):
+    der = get("fft_over")
+    step = der.step("trace")
+    cert = run_checker("hp", step.with_sides(rhs=2 * step.rhs), der, quick_cfg)
+    assert cert.verdict == "fail"
+    assert float(cert.evidence["digits_agreed"]) < 1
+
+
+def test_symbolic_checker_rejects_off_by_one(quick_cfg):
+    der = get("fft_over")
+    step = der.step("assemble")
+    d, n = sp.Symbol("d", integer=True, positive=True), sp.Symbol("n", integer=True, positive=True)
+    wrong = step.rhs.subs(n - d - 1, n - d)
+    assert wrong != step.rhs
+    assert run_checker("symbolic", step.with_sides(rhs=wrong), der, quick_cfg).verdict == "fail"
+
+
+def test_unknown_checker_is_an_error_not_a_pass(quick_cfg):
+    der = get("fft_over")
+    step = der.steps[0]
+    from dataclasses import replace
+    cert = run_checker("no-such-checker", replace(step, checks=("no-such-checker",)), der, quick_cfg)
+    assert cert.verdict == "error"
+
+
+def test_config_rejects_unknown_keys():
+    with pytest.raises(InputError, match="unknown audit setting"):
+        make_config(mc_trails=5)
+    with pytest.raises(InputError, match="dps must be at least 50"):
+        make_config(dps=30)
