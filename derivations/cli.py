@@ -16,7 +16,7 @@ import sys
 
 from numeric.errors import InputError
 
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("reports.cli",)
 
 
 def _progress(msg: str) -> None:

@@ -31,6 +31,9 @@ import jinja2
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 
 _LATEX_SPECIAL = {
+    ">=": r"\ensuremath{\ge}",
+    "<=": r"\ensuremath{\le}",
+    "+-": r"\ensuremath{\pm}",
     "\\": r"\textbackslash{}",
     "&": r"\&",
     "%": r"\%",
@@ -166,9 +169,12 @@ def verdict(value) -> str:
     return rf"\textcolor{{{colour}}}{{\textbf{{{text}}}}}" if colour else text
 
 
-def make_env(template_dir: Path | str | None = None) -> jinja2.Environment:
+def make_env(template_dir=None) -> jinja2.Environment:
+    """The environment; ``template_dir`` is a folder or a list of folders searched in order
+    (default: ``reports/templates``)."""
+    dirs = template_dir if isinstance(template_dir, (list, tuple)) else [template_dir or TEMPLATE_DIR]
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(template_dir or TEMPLATE_DIR)),
+        loader=jinja2.FileSystemLoader([str(d) for d in dirs]),
         block_start_string=r"\BLOCK{",
         block_end_string="}",
         variable_start_string=r"\VAR{",

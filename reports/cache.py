@@ -1,0 +1,224 @@
+"""Result cache for the report: per-derivation audit results and per-section compute results.
+
+An entry is stored under a key that hashes everything its result depends on:
+
+* the source of the derivation's module (``Derivation.source_text()``) or the section's module
+  and template, plus the source of every project module they import, transitively (found by
+  reading their import statements, including imports inside functions), plus the checker
+  plug-ins and the audit engine (checkers are looked up by name, not imported) and the report's
+  own computing modules (``reports.sweep``);
+* the audit configuration (``AuditConfig.as_dict()``, seed included), the resolved device;
+* the versions of the numerical libraries and of Python.
+
+A stale entry can therefore never be found: any change gives a different key.  ``--fresh``
+ignores the cache (and overwrites it).  Entries are written atomically; entries of the same item
+under an older key are removed when a new one is written.
+"""
+from __future__ import annotations
+
+import ast
+import hashlib
+import importlib
+import importlib.util
+import json
+import shutil
+from functools import lru_cache
+from pathlib import Path
+
+from numeric.io import dumps, write_text_atomic
+
+PROJECT_PACKAGES = ("symbolic", "numeric", "derivations", "reports")
+CACHE_FORMAT = 1
+# modules every derivation result depends on even though it does not import them
+ENGINE_MODULES = ("derivations.core", "derivations.audit", "derivations.checkers",
+                  "derivations.config", "reports.sweep")
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def module_file(name: str) -> Path | None:
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+        return None
+    return Path(spec.origin)
+
+
+def module_source(name: str) -> str:
+    path = module_file(name)
+    if path is None:
+        raise ImportError(f"cannot find the source of module {name!r}")
+    return path.read_text(encoding="utf-8")
+
+
+def _resolve(node, current: str, is_pkg: bool) -> list[str]:
+    out = []
+    if isinstance(node, ast.Import):
+        out = [a.name for a in node.names]
+    elif isinstance(node, ast.ImportFrom):
+        if node.level:
+            parts = current.split(".")
+            base = parts if is_pkg else parts[:-1]
+            base = base[: len(base) - (node.level - 1)] if node.level > 1 else base
+            prefix = ".".join(base)
+            mod = f"{prefix}.{node.module}" if node.module else prefix
+        else:
+            mod = node.module or ""
+        out = [mod] + [f"{mod}.{a.name}" for a in node.names]   # "from pkg import submodule"
+    return [m for m in out if m.split(".")[0] in PROJECT_PACKAGES]
+
+
+@lru_cache(maxsize=None)
+def _direct_imports(name: str) -> tuple:
+    path = module_file(name)
+    if path is None:
+        return ()
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    is_pkg = path.name == "__init__.py"
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            for mod in _resolve(node, name, is_pkg):
+                if module_file(mod) is not None:
+                    found.add(mod)
+    return tuple(sorted(found))
+
+
+def project_dependencies(*names: str) -> list[str]:
+    """The given modules and every project module they import, transitively (sorted)."""
+    seen: set[str] = set()
+    todo = [n for n in names if module_file(n) is not None]
+    missing = [n for n in names if module_file(n) is None]
+    if missing:
+        raise ImportError(f"unknown module(s) in sources: {', '.join(missing)}")
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        parts = name.split(".")
+        for i in range(1, len(parts)):                 # parent packages run on import too
+            parent = ".".join(parts[:i])
+            if parent not in seen and module_file(parent) is not None:
+                todo.append(parent)
+        todo.extend(m for m in _direct_imports(name) if m not in seen)
+    return sorted(seen)
+
+
+def plugin_modules() -> list[str]:
+    import pkgutil
+
+    from derivations import extra_checkers
+
+    return [f"{extra_checkers.__name__}.{i.name}" for i in pkgutil.iter_modules(extra_checkers.__path__)]
+
+
+def source_hashes(names) -> dict:
+    return {n: _sha(module_source(n))[:16] for n in names}
+
+
+def environment_key(cfg, device) -> dict:
+    from numeric.device import describe
+    from numeric.provenance import library_versions
+
+    return {"config": cfg.as_dict(), "device": describe(device), "libraries": library_versions(),
+            "format": CACHE_FORMAT}
+
+
+def derivation_key(der, cfg, device) -> tuple[str, dict]:
+    """(hash, ingredients) of a derivation's audit result."""
+    own = der.module.__name__ if der.module is not None else None
+    extra_sources = tuple(der.extra.get("sources", ()))
+    deps = project_dependencies(*( [own] if own else []), *ENGINE_MODULES, *plugin_modules(),
+                                *extra_sources)
+    deps = [m for m in deps if m != own]
+    ingredients = {
+        "kind": "derivation",
+        "id": der.id,
+        "own_source": _sha(der.source_text()),
+        "dependencies": source_hashes(deps),
+        "report_sweep": repr(der.extra.get("report_sweep")),
+        **environment_key(cfg, device),
+    }
+    return _sha(json.dumps(ingredients, sort_keys=True, default=str)), ingredients
+
+
+def section_key(sec, cfg, device, derivation_keys: dict, template_dirs) -> tuple[str, dict]:
+    """(hash, ingredients) of a section's compute result.
+
+    ``derivation_keys`` maps derivation module names to their keys: a section whose sources name
+    a derivation module also depends on that derivation's audit result."""
+    own = sec.module.__name__ if sec.module is not None else None
+    deps = project_dependencies(*([own] if own else []), *sec.sources)
+    template_text = None
+    for base in template_dirs:
+        path = Path(base) / sec.template
+        if path.is_file():
+            template_text = path.read_text(encoding="utf-8")
+            break
+    ingredients = {
+        "kind": "section",
+        "id": sec.id,
+        "dependencies": source_hashes(deps),
+        "template": _sha(template_text or f"missing {sec.template}"),
+        "derivations": {m: derivation_keys[m] for m in sorted(set(deps) & set(derivation_keys))},
+        **environment_key(cfg, device),
+    }
+    return _sha(json.dumps(ingredients, sort_keys=True, default=str)), ingredients
+
+
+class ResultCache:
+    """Directory layout: ``<root>/<kind>/<item-id>-<key16>/{result.json, files/...}``."""
+
+    def __init__(self, root: Path | str, enabled: bool = True):
+        self.root = Path(root)
+        self.enabled = enabled
+
+    def _dir(self, kind: str, item: str, key: str) -> Path:
+        return self.root / kind / f"{item}-{key[:24]}"
+
+    def load(self, kind: str, item: str, key: str, files_to: Path | None = None):
+        """The stored result (restoring its files into ``files_to``), or ``None``."""
+        if not self.enabled:
+            return None
+        entry = self._dir(kind, item, key)
+        path = entry / "result.json"
+        if not path.is_file():
+            return None
+        try:
+            stored = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if stored.get("key") != key:
+            return None
+        if files_to is not None:
+            for name in stored.get("files", []):
+                src = entry / "files" / name
+                if not src.is_file():
+                    return None                       # incomplete entry: recompute
+            for name in stored.get("files", []):
+                shutil.copy2(entry / "files" / name, Path(files_to) / name)
+        return stored["result"]
+
+    def store(self, kind: str, item: str, key: str, result, ingredients: dict,
+              files=()) -> None:
+        entry = self._dir(kind, item, key)
+        tmp = entry.with_name(entry.name + ".tmp")
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        (tmp / "files").mkdir(parents=True)
+        for f in files:
+            shutil.copy2(f, tmp / "files" / Path(f).name)
+        write_text_atomic(tmp / "result.json",
+                          dumps({"key": key, "ingredients": ingredients, "result": result,
+                                 "files": [Path(f).name for f in files]}))
+        for old in (self.root / kind).glob(f"{item}-*"):   # older keys of the same item
+            if old != tmp and old.name[len(item) + 1:].isalnum() and len(old.name) == len(entry.name):
+                shutil.rmtree(old, ignore_errors=True)
+        if entry.exists():
+            shutil.rmtree(entry)
+        tmp.rename(entry)

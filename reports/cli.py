@@ -1,0 +1,43 @@
+"""``lora-audit report``: regenerate the audited derivation report (LaTeX, PDF, data).
+
+Registered through ``derivations.cli.COMMAND_MODULES``.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from .build import DEFAULT_OUT, ReportOptions, build_report
+
+HELP = """Runs the audit of every derivation (reusing cached results whose sources, configuration and
+library versions are unchanged), every report section, and writes report.tex, figures and data
+(audit.json, report-data.json, CSV) into --out; compiles report.pdf with latexmk when present.
+Exit status: 0 all certified; 1 the report shows failing checks, or LaTeX failed (then the
+previous report is left intact); 2 bad input."""
+
+
+def cmd_report(args) -> int:
+    opts = ReportOptions(out=Path(args.out), quick=args.quick, fresh=args.fresh, seed=args.seed,
+                         device=args.device, only=tuple(args.only or ()),
+                         cache_dir=Path(args.cache_dir) if args.cache_dir else None,
+                         compile=not args.no_pdf)
+    res = build_report(opts)
+    stream = sys.stdout if res.status == 0 else sys.stderr
+    print(res.message, file=stream)
+    return res.status
+
+
+def register(subparsers) -> None:
+    q = subparsers.add_parser("report", help="regenerate the LaTeX/PDF report", description=HELP)
+    q.add_argument("--out", default=str(DEFAULT_OUT),
+                   help=f"output folder (default: {DEFAULT_OUT}, ignored by git)")
+    q.add_argument("--quick", action="store_true", help="CI-sized audit")
+    q.add_argument("--fresh", action="store_true", help="recompute everything (ignore the cache)")
+    q.add_argument("--seed", type=int, default=None, help="master seed (default 0)")
+    q.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    q.add_argument("--only", nargs="+", metavar="ID",
+                   help="restrict to these derivation and/or section ids (a partial report)")
+    q.add_argument("--cache-dir", default=None,
+                   help="cache folder (default: .lora-audit-cache beside --out)")
+    q.add_argument("--no-pdf", action="store_true", help="write report.tex only")
+    q.set_defaults(func=cmd_report)

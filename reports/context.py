@@ -1,0 +1,247 @@
+"""Turns audit results, sweeps and the derivations' SymPy objects into the template context.
+
+Everything a template shows is prepared here as strings that are already LaTeX (printed through
+``symbolic.printing``) or plain values the template formats with ``|e`` / ``|num``.  No number is
+computed here beyond re-arranging the certificates' evidence for display.
+"""
+from __future__ import annotations
+
+import math
+import re
+
+from symbolic.printing import latex, relation_latex
+from symbolic.registry import OPERATORS, REGISTRY, latex_name
+
+from .render import format_number, latex_escape, percent
+
+KIND_LABELS = {"exact": "exact", "asymptotic": "asymptotic (approximation, labelled as such)",
+               "bound": "bound (an inequality, not an equality)"}
+GROUP_TITLES = {"model": "Model and scalars", "data": "Data", "estimators": "Estimators",
+                "lora": "LoRA analysis", "misalignment": "Covariance--subspace misalignment"}
+# evidence keys shown first, with their labels and formatters
+_EVIDENCE_LABELS = {
+    "digits_agreed": ("digits agreed", "num"),
+    "dps": ("working precision (digits)", "num"),
+    "instances": ("instances", "num"),
+    "worst_relative_gap": ("worst relative gap", "num"),
+    "tolerance": ("tolerance", "num"),
+    "simplified_difference": ("lhs $-$ rhs simplifies to", "text"),
+    "gap": ("gap (rhs $-$ lhs)", "text"),
+    "max_abs_z": ("max $|z|$", "num"),
+    "z_threshold": ("pass threshold $|z| \\le$", "num"),
+    "max_detectable_rel": ("smallest detectable relative error", "pct"),
+    "worst_ratio": ("worst ratio lhs/rhs found", "num"),
+    "observed_rate": ("observed rate (slope of $\\log|e|$ vs $\\log$ scale)", "num"),
+    "powered": ("powered", "num"),
+    "small": ("small at the largest size", "num"),
+    "shrinking": ("shrinking", "num"),
+    "exception": ("exception", "text"),
+}
+_SKIP = {"traceback", "device"}
+_COLUMN_LABELS = {
+    "mean_lhs_minus_rhs": "mean lhs$-$rhs", "se": "SE", "z": "$z$", "rhs": "rhs",
+    "detectable_rel": "detectable", "trials": "draws", "instance": "inst.", "formula": "formula",
+    "mean": "simulation", "rel_error": "rel.\\ error", "rel_se": "rel.\\ SE", "scale": "scale",
+    "dims": "dimensions", "params": "parameters", "ratio": "lhs/rhs",
+}
+_PCT_COLUMNS = {"detectable_rel", "rel_error", "rel_se"}
+
+
+def text_or_tex(s: str) -> str:
+    """A free-text field that may be LaTeX already (``$..$`` or a macro): pass it, else escape."""
+    s = str(s)
+    return s if re.search(r"\$|\\[A-Za-z]", s) else latex_escape(s)
+
+
+def _compress(values) -> str:
+    """(4, 4, 4, 1) -> '4\\times3, 1' (run-length, LaTeX math)."""
+    out, i = [], 0
+    values = list(values)
+    while i < len(values):
+        j = i
+        while j + 1 < len(values) and values[j + 1] == values[i]:
+            j += 1
+        v = format_number(values[i], 4)
+        out.append(v if j == i else rf"{v}^{{\times{j - i + 1}}}")
+        i = j + 1
+    return ",".join(out)
+
+
+def params_latex(p: dict) -> str:
+    """A parameter point as inline LaTeX, symbol names from the registry."""
+    parts = []
+    for name in ("d", "k", "n", "r", "sigma"):
+        if name in p:
+            parts.append(f"{latex_name(name)}={format_number(p[name], 4)}")
+    if p.get("shift_sv"):
+        parts.append(rf"\sigma_i({latex_name('Delta')})=({_compress(p['shift_sv'])})")
+    if p.get("cov_eigs"):
+        parts.append(rf"\lambda_i({latex_name('Sigma')})=({_compress(p['cov_eigs'])})")
+    else:
+        parts.append(rf"{latex_name('Sigma')}=I")
+    return "$" + ",\\ ".join(parts) + "$"
+
+
+def _fmt_value(v, how="num") -> str:
+    if how == "pct" and isinstance(v, (int, float)) and not isinstance(v, bool):
+        return percent(v)
+    if how == "text" or isinstance(v, str):
+        return latex_escape(v) if not isinstance(v, str) or how == "text" else format_number(v)
+    if isinstance(v, (list, tuple)) and all(isinstance(x, (int, float)) for x in v):
+        return ", ".join(format_number(x) for x in v)
+    if isinstance(v, dict):
+        return latex_escape(", ".join(f"{k}={v[k]}" for k in v))
+    return format_number(v)
+
+
+def _cell(col: str, v) -> str:
+    if col == "params" and isinstance(v, dict):
+        return params_latex(v)
+    if col == "dims" and isinstance(v, dict):
+        return "$" + ",".join(f"{latex_name(k) if k in REGISTRY else latex_escape(k)}={format_number(x)}"
+                              for k, x in v.items()) + "$"
+    if col in _PCT_COLUMNS and isinstance(v, (int, float)):
+        return percent(v)
+    if isinstance(v, float) and col in ("z",):
+        return format_number(v, 3)
+    return _fmt_value(v)
+
+
+def evidence_view(evidence: dict, skip=()) -> dict:
+    """Evidence -> {"facts": [(label, value-latex)], "tables": [{"title", "header", "rows"}]}."""
+    facts, tables = [], []
+    keys = [k for k in _EVIDENCE_LABELS if k in evidence] + \
+        [k for k in evidence if k not in _EVIDENCE_LABELS]
+    for key in keys:
+        if key in _SKIP or key in skip:
+            continue
+        v = evidence[key]
+        if isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
+            cols = []
+            for row in v:
+                cols.extend(c for c in row if c not in cols)
+            tables.append({"title": latex_escape(key.replace("_", " ")),
+                           "header": [_COLUMN_LABELS.get(c, latex_escape(c.replace("_", " "))) for c in cols],
+                           "rows": [[_cell(c, row.get(c)) for c in cols] for row in v]})
+            continue
+        label, how = _EVIDENCE_LABELS.get(key, (latex_escape(key.replace("_", " ")), "num"))
+        if isinstance(v, str) and how == "num":
+            how = "text" if not re.fullmatch(r"[+-]?[\d.eE+-]+|all", v) else "num"
+        if isinstance(v, list) and v and isinstance(v[0], str):
+            val = latex_escape(", ".join(v))
+        elif how == "num" and isinstance(v, str):
+            val = format_number(v)
+        else:
+            val = _fmt_value(v, how)
+        facts.append({"label": label, "value": val})
+    return {"facts": facts, "tables": tables}
+
+
+# evidence shown elsewhere in the derivation's page (its own table or figure)
+_SHOWN_ELSEWHERE = {"end_to_end": ("points",), "convergence": ()}
+
+
+def certificate_view(cert: dict) -> dict:
+    return {"method": cert["method"], "verdict": cert["verdict"], "summary": cert["summary"],
+            "seconds": cert.get("seconds"),
+            **evidence_view(cert.get("evidence", {}), _SHOWN_ELSEWHERE.get(cert["method"], ()))}
+
+
+def _definition_latex(name, expr) -> str:
+    lhs = latex_name(name) if name in REGISTRY else latex_escape(name)
+    return rf"{lhs} := {latex(expr)}"
+
+
+def derivation_view(der, result: dict, sweep: dict | None, figures: dict) -> dict:
+    st = der.statement
+    steps = []
+    for step, res in zip(der.steps, result["steps"]):
+        assert step.id == res["id"], (step.id, res["id"])
+        steps.append({
+            "id": step.id,
+            "relation": relation_latex(step.lhs, step.rel, step.rhs),
+            "why_kind": step.why.kind,
+            "why": step.why.text,
+            "reference": step.why.reference,
+            "note": step.note,
+            "verdict": res["verdict"],
+            "certificates": [certificate_view(c) for c in res["certificates"]],
+        })
+    controls = []
+    for c in result["controls"]:
+        controls.append({"name": c["name"], "description": c["description"], "target": c["target"],
+                         "rejected": c["rejected"],
+                         "by": "; ".join(f"{x['method']}: {x['verdict']} ({x['summary']})"
+                                         for x in c["certificates"])})
+    e2e = []
+    for cert in result["statement"]["certificates"]:
+        if cert["method"] == "end_to_end":
+            for pt in cert["evidence"].get("points", []):
+                e2e.append({"params": params_latex(pt["params"]), **{k: pt.get(k) for k in (
+                    "formula", "mean", "se", "z", "detectable_rel", "trials")},
+                    "rel_error": (pt["mean"] - pt["formula"]) / pt["formula"] if pt.get("formula") else None})
+    conv = []
+    for cert in result["statement"]["certificates"]:
+        if cert["method"] == "convergence":
+            conv = cert["evidence"].get("rows", [])
+    sweep_view = None
+    if sweep and not sweep.get("error"):
+        sweep_view = {"param": latex_name(sweep["param"]) if sweep["param"] in REGISTRY
+                      else latex_escape(sweep["param"]),
+                      "base": params_latex(sweep["base"]), "trials": sweep["trials"],
+                      "max_abs_z": sweep["max_abs_z"], "points": sweep["points"],
+                      "name": sweep["param"]}
+    return {
+        "id": der.id, "title": text_or_tex(der.title), "plain_title": der.title,
+        "kind": der.kind, "kind_label": KIND_LABELS.get(der.kind, der.kind),
+        "regime": der.regime, "verdict": result["verdict"],
+        "steps_ok": result["steps_ok"], "statement_ok": result["statement_ok"],
+        "controls_ok": result["controls_ok"],
+        "summary": der.summary,
+        "assumptions": list(der.assumptions),
+        "definitions": [_definition_latex(n, e) for n, e in der.definitions],
+        "statement": relation_latex(st.lhs, st.rel, st.rhs),
+        "conditions": list(st.conditions),
+        "statement_certificates": [certificate_view(c) for c in result["statement"]["certificates"]],
+        "steps": steps,
+        "controls": controls,
+        "controls_rejected": sum(c["rejected"] for c in controls),
+        "e2e": e2e,
+        "convergence": conv,
+        "sweep": sweep_view,
+        "sweep_error": (sweep or {}).get("error"),
+        "figures": figures,
+        "references": list(der.references),
+        "seconds": result.get("seconds"),
+        "cached": result.get("_cached", False),
+        "computed": result.get("_computed", {}),
+        "steps_passed": sum(s["verdict"] == "pass" for s in result["steps"]),
+    }
+
+
+def notation_view() -> dict:
+    groups = {}
+    for info in REGISTRY.values():
+        shape = "" if info.shape is None else \
+            r"{}\times {}".format(*(REGISTRY[s].latex for s in info.shape))
+        groups.setdefault(info.group, []).append({"latex": info.latex, "shape": shape,
+                                                  "meaning": info.meaning, "name": info.name})
+    return {"groups": [{"title": GROUP_TITLES.get(g, g.capitalize()), "rows": rows}
+                       for g, rows in groups.items()],
+            "operators": [{"latex": a, "meaning": b} for a, b in OPERATORS]}
+
+
+def provenance_view(prov: dict, cfg) -> dict:
+    from derivations.config import describe_defaults
+
+    rows = [{"name": name, "value": _fmt_value(getattr(cfg, name)) if not isinstance(
+        getattr(cfg, name), str) else latex_escape(getattr(cfg, name)), "meaning": meaning}
+        for name, _, _, meaning in describe_defaults() if hasattr(cfg, name)]
+    return {"version": prov.get("project_version", "?"), "git": prov.get("git_revision", "?"),
+            "date": prov.get("date", "?"), "device": prov.get("device", "?"),
+            "machine": prov.get("machine", "?"),
+            "libraries": sorted(prov.get("libraries", {}).items()), "config": rows}
+
+
+def is_finite(x) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x)
