@@ -311,9 +311,24 @@ def evaluate(expr, env: dict, backend):
         return backend.power(ev(base), _exponent(p, backend) if p.is_Number else ev(p))
     if isinstance(expr, sp.Function) and expr.func is sp.sqrt:
         return backend.sqrt(ev(expr.args[0]))
+    if isinstance(expr, (sp.Max, sp.Min)):   # scalar max/min (conditions of bounds)
+        vals = [ev(a) for a in expr.args]
+        out = vals[0]
+        for v in vals[1:]:
+            out = _maxmin(out, v, isinstance(expr, sp.Max), backend)
+        return out
     if isinstance(expr, MatrixExpr):
         raise UnsupportedNode(f"matrix node {type(expr).__name__} is not supported by the evaluator")
     raise UnsupportedNode(f"node {type(expr).__name__} ({expr}) is not supported by the evaluator")
+
+
+def _maxmin(a, b, is_max: bool, backend):
+    if backend.name == "mpmath":
+        return max(a, b) if is_max else min(a, b)
+    torch = backend.torch
+    a, b = (x if torch.is_tensor(x) else torch.tensor(float(x), dtype=backend.dtype,
+                                                       device=backend.device) for x in (a, b))
+    return torch.maximum(a, b) if is_max else torch.minimum(a, b)
 
 
 def _exponent(p, backend):

@@ -54,8 +54,11 @@ def mp_instance(p: Params) -> dict:
         q = _haar_mp(zs)
         sigma_m = q * mp.diag([mp.mpf(e) for e in p.eigs]) * q.T
         half = q * mp.diag([mp.sqrt(mp.mpf(e)) for e in p.eigs]) * q.T
-    return {"d": p.d, "k": p.k, "n": p.n, "r": p.r, "sigma": mp.mpf(p.sigma),
-            "Sigma": sigma_m, "SigmaHalf": half, "Delta": delta, "I_d": mp.eye(p.d)}
+    out = {"d": p.d, "k": p.k, "n": p.n, "r": p.r, "sigma": mp.mpf(p.sigma),
+           "Sigma": sigma_m, "SigmaHalf": half, "Delta": delta, "I_d": mp.eye(p.d)}
+    if p.has_fit_cov:
+        out["C"] = _fit_cov_mp(p, v)
+    return out
 
 
 def torch_instance(p: Params, device="cpu", dtype=None) -> dict:
@@ -76,8 +79,57 @@ def torch_instance(p: Params, device="cpu", dtype=None) -> dict:
         sig = (q * e) @ q.T
         half = (q * np.sqrt(e)) @ q.T
     t = lambda a: torch.as_tensor(a, dtype=dtype, device=device)  # noqa: E731
-    return {"d": p.d, "k": p.k, "n": p.n, "r": p.r, "sigma": float(p.sigma),
-            "Sigma": t(sig), "SigmaHalf": t(half), "Delta": t(delta), "I_d": t(np.eye(p.d))}
+    out = {"d": p.d, "k": p.k, "n": p.n, "r": p.r, "sigma": float(p.sigma),
+           "Sigma": t(sig), "SigmaHalf": t(half), "Delta": t(delta), "I_d": t(np.eye(p.d))}
+    if p.has_fit_cov:
+        out["C"] = t(_fit_cov_np(p, v))
+    return out
+
+
+# LoRA's fitting covariance C (only when a misalignment parameter is set; Sigma = I then).
+# Built from the shift's own right singular vectors, so no random numbers are drawn and the
+# instances of every other parameter set are unchanged.
+def _fit_order(p: Params) -> list[int]:
+    """Columns of the Haar factor V in decreasing order of the shift's singular values."""
+    m = min(p.d, p.k)
+    sv = list(p.shift_sv) + [0.0] * (m - len(p.shift_sv))
+    return sorted(range(m), key=lambda i: -sv[i]) + list(range(m, p.d))
+
+
+def _fit_core(p: Params):
+    """(eigenvalues, coupling, angle) of C = R(angle) (diag + coupling J) R(angle)^T, ordered basis."""
+    eigs = list(p.fit_eigs) if p.fit_eigs else [1.0] * p.d
+    return eigs, p.coupling, p.cov_angle
+
+
+def _fit_cov_np(p: Params, v: np.ndarray) -> np.ndarray:
+    eigs, cpl, ang = _fit_core(p)
+    core = np.diag(np.asarray(eigs, dtype=float))
+    i, j = p.r - 1, p.r
+    if cpl and j < p.d:
+        core[i, j] = core[j, i] = cpl
+    rot = np.eye(p.d)
+    if ang and j < p.d:
+        c, s = np.cos(ang), np.sin(ang)
+        rot[i, i], rot[i, j], rot[j, i], rot[j, j] = c, -s, s, c
+    basis = v[:, _fit_order(p)] @ rot
+    return basis @ core @ basis.T
+
+
+def _fit_cov_mp(p: Params, v: mp.matrix) -> mp.matrix:
+    eigs, cpl, ang = _fit_core(p)
+    core = mp.diag([mp.mpf(e) for e in eigs])
+    i, j = p.r - 1, p.r
+    if cpl and j < p.d:
+        core[i, j] = core[j, i] = mp.mpf(cpl)
+    rot = mp.eye(p.d)
+    if ang and j < p.d:
+        c, s = mp.cos(mp.mpf(ang)), mp.sin(mp.mpf(ang))
+        rot[i, i], rot[i, j], rot[j, i], rot[j, j] = c, -s, s, c
+    order = _fit_order(p)
+    vo = mp.matrix([[v[row, col] for col in order] for row in range(p.d)])
+    basis = vo * rot
+    return basis * core * basis.T
 
 
 # Random matrices of the model and how to draw them given the fixed instance.

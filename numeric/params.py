@@ -28,6 +28,18 @@ class Params:
     # eigenvalues of Sigma, with a Haar-random eigenbasis from the seed; empty = identity
     cov_eigs: tuple = field(default=())
     seed: int = 0         # seed of the instance (singular vectors, eigenbasis)
+    # --- LoRA's fitting covariance C (misalignment, THEORY 5); needs Sigma = I (by whitening,
+    # a general Sigma maps to this case with Delta* Sigma^{1/2}).  All at their defaults: no C.
+    # eigenvalues of C in the basis of Delta*'s right singular vectors sorted by decreasing
+    # singular value (aligned); empty = identity
+    fit_eigs: tuple = field(default=())
+    cov_angle: float = 0.0   # rotation of C's eigenbasis in the plane (v_r, v_{r+1}), radians
+    coupling: float = 0.0    # off-diagonal coupling of C between v_r and v_{r+1} (before rotation)
+
+    @property
+    def has_fit_cov(self) -> bool:
+        """True when the fitting covariance C is specified (any misalignment parameter set)."""
+        return bool(self.fit_eigs) or self.cov_angle != 0 or self.coupling != 0
 
     @property
     def s(self) -> int:
@@ -45,12 +57,13 @@ class Params:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["shift_sv"] = list(self.shift_sv)
         out["cov_eigs"] = list(self.cov_eigs)
+        out["fit_eigs"] = list(self.fit_eigs)
         return out
 
 
 _INT_PARAMS = {"d", "k", "n", "r", "seed"}
-_FLOAT_PARAMS = {"sigma"}
-_LIST_PARAMS = {"shift_sv", "cov_eigs"}
+_FLOAT_PARAMS = {"sigma", "cov_angle", "coupling"}
+_LIST_PARAMS = {"shift_sv", "cov_eigs", "fit_eigs"}
 PARAM_NAMES = tuple(f.name for f in fields(Params))
 
 
@@ -134,3 +147,32 @@ def validate(p: Params) -> None:
         if any(not math.isfinite(v) or v <= 0 for v in p.cov_eigs):
             raise InputError("cov_eigs: the covariance must be symmetric positive definite, "
                              f"but an eigenvalue is <= 0 or not finite: {min(p.cov_eigs)}")
+    if p.has_fit_cov:
+        _validate_fit_cov(p)
+
+
+def _validate_fit_cov(p: Params) -> None:
+    """The misalignment parameters (fit_eigs, cov_angle, coupling): see ``Params``."""
+    if not p.isotropic:
+        raise InputError("fit_eigs/cov_angle/coupling describe LoRA's fitting covariance C "
+                         "relative to an isotropic population: leave cov_eigs empty (Sigma = I); "
+                         "a general Sigma reduces to this case with Delta* Sigma^{1/2}")
+    if p.fit_eigs:
+        if len(p.fit_eigs) != p.d:
+            raise InputError(f"fit_eigs must list d = {p.d} eigenvalues (use v*m to repeat), "
+                             f"got {len(p.fit_eigs)}")
+        if any(not math.isfinite(v) or v <= 0 for v in p.fit_eigs):
+            raise InputError("fit_eigs: the fitting covariance must be symmetric positive "
+                             f"definite, but an eigenvalue is <= 0 or not finite: {min(p.fit_eigs)}")
+    for name in ("cov_angle", "coupling"):
+        if not math.isfinite(getattr(p, name)):
+            raise InputError(f"{name} must be a finite number, got {getattr(p, name)}")
+    if (p.cov_angle != 0 or p.coupling != 0) and p.r >= p.d:
+        raise InputError(f"cov_angle/coupling mix the directions v_r and v_(r+1): need r < d, "
+                         f"got r = {p.r}, d = {p.d}")
+    if p.coupling != 0:
+        eigs = p.fit_eigs or (1.0,) * p.d
+        lo, hi = eigs[p.r - 1], eigs[p.r]
+        if p.coupling ** 2 >= lo * hi:
+            raise InputError(f"coupling = {p.coupling} makes the fitting covariance indefinite: "
+                             f"need coupling^2 < fit_eigs[r-1] * fit_eigs[r] = {lo * hi:g}")

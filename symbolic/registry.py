@@ -77,6 +77,19 @@ _declare("Q", "Q", r"projection onto the top-$r$ row space of $\Delta^*$ (input 
 _declare("Qperp", r"Q_\perp", r"$I - Q$", ("d", "d"), group="misalignment")
 _declare("C", "C", r"a covariance in which LoRA fits: $\Sigma$ or $\hat\Sigma$", ("d", "d"), group="misalignment")
 _declare("A_C", "A_C", r"noise-free LoRA target in metric $C$: $P_r(\Delta^* C^{1/2}) C^{-1/2}$", ("k", "d"), group="misalignment")
+_declare("C0", r"C_0", r"aligned part of $C$: $Q C Q + Q_\perp C Q_\perp$", ("d", "d"), group="misalignment")
+_declare("Astar", r"A_*", r"best rank-$r$ shift in the population metric: $P_r(\Delta^*\Sigma^{1/2})\Sigma^{-1/2}$", ("k", "d"), group="misalignment")
+_declare("Pi", r"\Pi", r"projection onto the top-$r$ right singular space of $\Delta^* C^{1/2}$", ("d", "d"), group="misalignment")
+_declare("PU", r"Q_U", r"projection onto the top-$r$ left singular space of $\Delta^*$ (output side)", ("k", "k"), group="misalignment")
+_declare("beta_mis", r"\beta_{\mathrm{mis}}", r"misalignment bias $\mathcal R(A_C) - b_r \ge 0$", real=True)
+_declare("delta_gap", r"\delta", r"weighted head/tail gap $\sigma_r^2(\Delta^* Q C_0^{1/2}) - \sigma_1^2(\Delta^* Q_\perp C_0^{1/2})$", real=True)
+_declare("Kmis", r"K_\varepsilon", r"explicit first-order bound on $\lVert A_C - A_*\rVert_F$ (Davis--Kahan/Wedin chain)", nonnegative=True)
+_declare("sa", "a", r"head singular value of $\Delta^* = \operatorname{diag}(a, b)$ ($2\times 2$ case)", positive=True)
+_declare("sb", "b", r"tail singular value of $\Delta^* = \operatorname{diag}(a, b)$ ($2\times 2$ case)", positive=True)
+_declare("c11", "c_1", r"head diagonal entry of $C$ ($2\times 2$ case)", positive=True)
+_declare("c22", "c_2", r"tail diagonal entry of $C$ ($2\times 2$ case)", positive=True)
+_declare("lam_top", r"\lambda_+", r"top eigenvalue of $\Delta^{*\top}\Delta^* C$ ($2\times 2$ case)", positive=True)
+_declare("cross", r"\chi", r"cross term of the underdetermined LoRA risk between $D X^+$ and $\Delta^*(I - P)$", real=True)
 
 # Notation that is an operator rather than a symbol (for the notation table only).
 OPERATORS: list[tuple[str, str]] = [
