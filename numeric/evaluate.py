@@ -311,6 +311,15 @@ def evaluate(expr, env: dict, backend):
         return backend.power(ev(base), _exponent(p, backend) if p.is_Number else ev(p))
     if isinstance(expr, sp.Function) and expr.func is sp.sqrt:
         return backend.sqrt(ev(expr.args[0]))
+    if isinstance(expr, sp.exp):
+        v = ev(expr.args[0])
+        return mp.exp(v) if backend.name == "mpmath" else (
+            backend.torch.exp(v) if hasattr(v, "ndim") else __import__("math").exp(v))
+    if isinstance(expr, sp.Heaviside):   # indicator 1[x > 0] (the value at 0 is immaterial)
+        v = ev(expr.args[0])
+        if backend.name == "mpmath":
+            return mp.mpf(1) if v > 0 else mp.mpf(0)
+        return (v > 0).to(backend.dtype) if hasattr(v, "ndim") else float(v > 0)
     if isinstance(expr, (sp.Max, sp.Min)):   # scalar max/min (conditions of bounds)
         vals = [ev(a) for a in expr.args]
         out = vals[0]

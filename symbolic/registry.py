@@ -53,6 +53,7 @@ _declare("eta", r"\eta", r"distance to isotropy $\lVert C - I\rVert_{\mathrm{op}
 _declare("b_r", r"b_r", r"best rank-$r$ risk $\sum_{i>r}\sigma_i^2(\Delta^*\Sigma^{1/2})$", nonnegative=True)
 _declare("lam", r"\lambda", r"eigenvalues $\lambda_1,\dots,\lambda_d$ of $\Sigma$", positive=True)
 _declare("bq", r"b", r"rows of $\Delta^*$ in $\Sigma$'s eigenbasis, $b_{ji} = (\Delta^* q_i)_j$", real=True)
+_declare("t", "t", "deviation in a concentration inequality (probability $e^{-t^2/2}$)", positive=True)
 _declare("Fnorm2", r"\lVert\Delta^*\rVert_F^2", r"squared Frobenius norm of the shift", nonnegative=True)
 # --- matrices ---
 _declare("Sigma", r"\Sigma", r"input covariance, $x\sim\mathcal N(0,\Sigma)$, symmetric positive definite", ("d", "d"))
@@ -72,6 +73,7 @@ _declare("B", "B", r"LoRA factor, $k\times r$, zero at initialisation", ("k", "r
 _declare("A", "A", r"LoRA factor, $r\times d$, small random at initialisation", ("r", "d"), group="estimators")
 _declare("M", "M", r"signal matrix ($\Delta^* S^{1/2}$ over, $\Delta^* X$ under)", group="lora", kind="matrix")
 _declare("G", "G", r"whitened noise $E X^\top S^{-1/2}$; given $X$, i.i.d. $\mathcal N(0,\sigma^2)$", ("k", "d"), group="lora")
+_declare("DeltaGD", r"\hat\Delta_{\mathrm{GD}}", r"LoRA $BA$ trained by gradient descent from $B = 0$, small random $A$", ("k", "d"), group="estimators")
 _declare("D", "D", r"rank-$r$ error $P_r(M+G) - M$", ("k", "d"), group="lora")
 _declare("Q", "Q", r"projection onto the top-$r$ row space of $\Delta^*$ (input side)", ("d", "d"), group="misalignment")
 _declare("Qperp", r"Q_\perp", r"$I - Q$", ("d", "d"), group="misalignment")
