@@ -37,6 +37,8 @@ class AuditLatexPrinter(LatexPrinter):
         inner = self._print(expr.arg)
         if not isinstance(expr.arg, sp.MatrixSymbol):
             inner = rf"\left({inner}\right)"
+        elif "^" in inner:                  # e.g. \Delta^*: a second superscript needs braces
+            inner = f"{{{inner}}}"
         return rf"{inner}^{{\top}}"
 
     def _print_Frob2(self, expr):
@@ -60,6 +62,8 @@ class AuditLatexPrinter(LatexPrinter):
         inner = self._print(expr.args[0])
         if not isinstance(expr.args[0], sp.MatrixSymbol):
             inner = rf"\left({inner}\right)"
+        elif "^" in inner:
+            inner = f"{{{inner}}}"
         return rf"{inner}^{{+}}"
 
     def _print_Expect(self, expr):
