@@ -120,4 +120,8 @@ DERIVATIONS = [Derivation(
     summary=(r"The least-squares fit from $W_0$ has expected excess risk $\sigma^2 k d/(n-d-1)$ "
              r"for every covariance: the shift $\Delta^*$ and the spectrum of $\Sigma$ drop out."),
     references=("Muirhead (1982), Thm 3.2.12 (inverse-Wishart mean)",),
+    # the report's figure: formula vs simulation across n (n >= d + 5 = 9 keeps the variance of
+    # tr(Sigma S^-1) finite, so every point's standard error is meaningful)
+    extra={"report_sweep": {"param": "n", "values": [9, 10, 11, 12, 14, 16, 20, 26, 32, 40],
+                            "base": _BASE}},
 )]
