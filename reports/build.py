@@ -128,12 +128,17 @@ def _latex_log_excerpt(build: Path, context_lines: int = 12) -> str:
     if not log.is_file():
         return "(no report.log was written)"
     lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
-    out, i = [], 0
-    while i < len(lines):
+    out, i, blocks = [], 0, 0
+    while i < len(lines) and blocks < 2:
         if lines[i].startswith("!") or re.match(r"^\S*\.tex:\d+:", lines[i]):
-            out.extend(lines[i:i + context_lines])
-            out.append("...")
-            i += context_lines
+            block = [lines[i]]
+            for line in lines[i + 1:i + context_lines]:
+                if line.startswith("Here is how much") or re.match(r"^\S*\.tex:\d+:", line):
+                    break
+                block.append(line)
+            out.extend(block + ["..."])
+            blocks += 1
+            i += len(block)
         else:
             i += 1
     m = re.search(r"(?:l\.|\.tex:)(\d+)", "\n".join(out))

@@ -163,7 +163,7 @@ def derivation_view(der, result: dict, sweep: dict | None, figures: dict) -> dic
             "why_kind": step.why.kind,
             "why": step.why.text,
             "reference": step.why.reference,
-            "note": step.note,
+            "note": text_or_tex(step.note) if step.note else "",
             "verdict": res["verdict"],
             "certificates": [certificate_view(c) for c in res["certificates"]],
         })
