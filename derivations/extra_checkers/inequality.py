@@ -403,8 +403,52 @@ def _check_expectation(step, derivation, cfg) -> Certificate:
 
 
 @checker("ineq")
-def check_inequality(step, derivation, cfg) -> Certificate:
+def check_inequality(step, derivation, cfg, formula=None) -> Certificate:
+    """Also usable as a statement checker: a ``Statement`` is checked as a step with id
+    ``"statement"`` and options ``derivation.extra["statement_options"]``."""
+    from numeric.lora_train import single_thread
+
+    from ..core import Justification, Statement, Step
+
+    if isinstance(step, Statement):
+        if formula is not None:
+            raise ValueError("the inequality checker has no formula to replace; target a step")
+        step = Step("statement", step.lhs, step.rel, step.rhs,
+                    Justification("inequality", "the derivation's statement"), ("ineq",),
+                    options=derivation.extra.get("statement_options", {}))
     _sides(step)  # refuses '=' and '~'
-    if ops.contains_expectation(step.lhs) or ops.contains_expectation(step.rhs):
-        return _check_expectation(step, derivation, cfg)
-    return _check_pointwise(step, derivation, cfg)
+    with single_thread(resolve(cfg.device)):   # tiny matrices: threads only add overhead
+        if ops.contains_expectation(step.lhs) or ops.contains_expectation(step.rhs):
+            return _check_expectation(step, derivation, cfg)
+        return _check_pointwise(step, derivation, cfg)
+
+
+# ------------------------------------------------------------------ bound against simulation
+@checker("bound_e2e")
+def check_bound_end_to_end(statement, derivation, cfg, formula=None) -> Certificate:
+    """A statement ``E quantity <= bound``: simulate the estimator at the check points; pass iff
+    the simulated mean does not exceed the bound by more than ``Z_PASS`` standard errors
+    (one-sided).  Reports how conservative the bound is: bound / simulated mean."""
+    from ..checkers import end_to_end_points
+
+    if statement.rel != "<=":
+        raise ValueError("bound_e2e checks statements 'E ... <= bound'")
+    rows, device = end_to_end_points(derivation, cfg, formula)
+    for row in rows:
+        row["bound"] = row.pop("formula")
+        row["bound_over_simulated"] = row["bound"] / row["mean"] if row["mean"] > 0 else math.inf
+    max_z = max(r["z"] for r in rows)
+    loosest = max(r["bound_over_simulated"] for r in rows)
+    tightest = min(r["bound_over_simulated"] for r in rows)
+    if max_z > Z_PASS:
+        bad = max(rows, key=lambda r: r["z"])
+        verdict, summary = "fail", (f"VIOLATED: simulated mean {bad['mean']:.4g} > bound "
+                                    f"{bad['bound']:.4g} (z = {max_z:.1f}) at {bad['params']}")
+    else:
+        verdict, summary = "pass", (f"bound holds at {len(rows)} points; bound/simulated in "
+                                    f"[{tightest:.3g}, {loosest:.3g}] (max z = {max_z:.2f})")
+    return Certificate("bound_e2e", verdict,
+                       {"points": rows, "max_z": max_z, "z_threshold": Z_PASS,
+                        "bound_over_simulated_min": tightest,
+                        "bound_over_simulated_max": loosest, "device": str(device)},
+                       0.0, summary)
