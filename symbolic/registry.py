@@ -84,7 +84,7 @@ _declare("Astar", r"A_*", r"best rank-$r$ shift in the population metric: $P_r(\
 _declare("Pi", r"\Pi", r"projection onto the top-$r$ right singular space of $\Delta^* C^{1/2}$", ("d", "d"), group="misalignment")
 _declare("PU", r"Q_U", r"projection onto the top-$r$ left singular space of $\Delta^*$ (output side)", ("k", "k"), group="misalignment")
 _declare("beta_mis", r"\beta_{\mathrm{mis}}", r"misalignment bias $\mathcal R(A_C) - b_r \ge 0$", real=True)
-_declare("delta_gap", r"\delta", r"weighted head/tail gap $\sigma_r^2(\Delta^* Q C_0^{1/2}) - \sigma_1^2(\Delta^* Q_\perp C_0^{1/2})$", real=True)
+_declare("delta_gap", r"\delta", r"weighted head/tail gap $\sigma_r^2(\Delta^* Q C_0^{1/2}) - \sigma_1^2(\Delta^* Q_\perp C_0^{1/2})$ ($>0$: order kept)", positive=True)
 _declare("Kmis", r"K_\varepsilon", r"explicit first-order bound on $\lVert A_C - A_*\rVert_F$ (Davis--Kahan/Wedin chain)", nonnegative=True)
 _declare("sa", "a", r"head singular value of $\Delta^* = \operatorname{diag}(a, b)$ ($2\times 2$ case)", positive=True)
 _declare("sb", "b", r"tail singular value of $\Delta^* = \operatorname{diag}(a, b)$ ($2\times 2$ case)", positive=True)

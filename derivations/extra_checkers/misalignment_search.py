@@ -1,0 +1,132 @@
+"""Statement checkers for the misalignment derivations (THEORY.md section 5).
+
+* ``stmt_ineq``  -- a bound *statement* checked like every inequality step: it is turned into a
+  step and handed to the ``ineq`` checker (random instances + adversarial search over
+  ``derivation.extra["statement_options"]``, worst ratio reported);
+* ``stmt_hp``    -- a pointwise identity statement checked at high precision (``hp`` checker);
+* ``series_hp``  -- ``lhs ~ c eps^2``: on random instances the exact bias (SVD path, mpmath at
+  ``cfg.dps`` digits) divided by ``eps^2`` must approach the claimed coefficient like
+  ``eps^2``; a statement control's ``formula`` replaces the coefficient function
+  ``params -> c`` (``derivation.extra["leading"]`` otherwise);
+* ``pieces_mc``  -- an expectation identity between an estimator's mean risk and a sum of
+  pieces simulated on *independent* draws (``derivation.extra["pieces_mc"]``); a statement
+  control's ``formula`` is passed to that hook as the variant to test (e.g. a piece dropped).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import mpmath as mp
+
+from numeric.device import generator, resolve
+from numeric.stats import Z_PASS, summarize
+
+from ..checkers import check_hp, checker, stable_seed
+from ..core import Certificate, Justification, Step
+
+
+def _as_step(statement, derivation, checks):
+    return Step("statement", statement.lhs, statement.rel, statement.rhs,
+                Justification("inequality" if statement.rel != "=" else "algebra",
+                              "the statement itself"), checks,
+                options=dict(derivation.extra.get("statement_options", {})))
+
+
+@checker("stmt_ineq")
+def check_statement_inequality(statement, derivation, cfg, formula=None) -> Certificate:
+    from .inequality import check_inequality
+
+    cert = check_inequality(_as_step(statement, derivation, ("ineq",)), derivation, cfg)
+    cert.method = "stmt_ineq"
+    return cert
+
+
+@checker("stmt_hp")
+def check_statement_hp(statement, derivation, cfg, formula=None) -> Certificate:
+    step = _as_step(statement, derivation, ("hp",))
+    step = replace(step, options=dict(statement_options_hp(derivation)))
+    cert = check_hp(step, derivation, cfg)
+    cert.method = "stmt_hp"
+    return cert
+
+
+def statement_options_hp(derivation):
+    opts = derivation.extra.get("statement_options", {})
+    return {k: v for k, v in opts.items() if k == "hp_params"}
+
+
+@checker("series_hp")
+def check_series(statement, derivation, cfg, formula=None) -> Certificate:
+    from numeric import instances
+    from numeric import misalignment as mis
+
+    coef_fn = formula or derivation.extra["leading"]
+    scales = (1e-2, 1e-4, 1e-6)
+    rows = []
+    with mp.workdps(cfg.dps):
+        for p in derivation.hp_params(cfg):
+            c = mp.mpf(coef_fn(p))
+            base = math.sqrt(p.fit_eigs[0] * p.fit_eigs[1]) if p.fit_eigs else 1.0
+            errs = []
+            for s in scales:
+                q = replace(p, coupling=s * base)
+                inst = instances.mp_instance(q)
+                beta = mis.mp_bias(inst["Delta"], inst["C"], q.r)
+                e = mp.mpf(q.coupling)
+                errs.append(abs(beta / e ** 2 - c) / abs(c))
+            rows.append({"params": p.as_dict(), "coefficient": float(c),
+                         "relative_error": [float(x) for x in errs]})
+    worst_final = max(r["relative_error"][-1] for r in rows)
+    # O(eps^2) remainder: the error must fall ~1e4 per step; require >= 1e3 and tiny at the end
+    shrink = min(r["relative_error"][i] / max(r["relative_error"][i + 1], 1e-300)
+                 for r in rows for i in range(len(scales) - 1))
+    ok = worst_final < 1e-8 and shrink > 1e3
+    return Certificate("series_hp", "pass" if ok else "fail",
+                       {"eps_scales": list(scales), "instances": rows, "dps": cfg.dps,
+                        "worst_final_relative_error": worst_final, "min_shrink": shrink}, 0.0,
+                       f"|beta/eps^2 - c|/c at eps = 1e-6 (x sqrt(c1 c2)): worst "
+                       f"{worst_final:.2g}, shrinks >= {shrink:.3g}x per 100x smaller eps "
+                       f"({len(rows)} instances, {cfg.dps} digits)")
+
+
+@checker("pieces_mc")
+def check_pieces(statement, derivation, cfg, formula=None) -> Certificate:
+    device = resolve(cfg.device)
+    hook = derivation.extra["pieces_mc"]
+    rows = []
+    for i, p in enumerate(derivation.check_points(cfg)):
+        gen = generator(stable_seed(cfg.seed, derivation.id, "pieces", i))
+        lhs, rhs = hook(p, cfg.mc_trials, gen, device, variant=formula)
+        sl, sr = summarize(lhs), summarize(rhs)
+        se = math.sqrt(sl.se ** 2 + sr.se ** 2)
+        z = (sl.mean - sr.mean) / se if se > 0 else (0.0 if sl.mean == sr.mean else math.inf)
+        rows.append({"params": p.as_dict(), "lhs_mean": sl.mean, "rhs_mean": sr.mean, "se": se,
+                     "z": z, "trials": sl.trials,
+                     "detectable_rel": Z_PASS * se / abs(sr.mean) if sr.mean else math.inf})
+    worst_z = max(abs(r["z"]) for r in rows)
+    worst_det = max(r["detectable_rel"] for r in rows)
+    if worst_z > Z_PASS:
+        verdict, why = "fail", f"|z| = {worst_z:.1f} > {Z_PASS:g}"
+    elif worst_det > cfg.max_detectable:
+        verdict, why = "fail", f"underpowered: detects only {100 * worst_det:.2g}% errors"
+    else:
+        verdict, why = "pass", f"max |z| = {worst_z:.2f}"
+    return Certificate("pieces_mc", verdict,
+                       {"points": rows, "max_abs_z": worst_z, "max_detectable_rel": worst_det,
+                        "z_threshold": Z_PASS, "device": str(device)}, 0.0,
+                       f"{why} over {len(rows)} points (independent draws per side), detects "
+                       f">= {100 * worst_det:.2g}% errors")
+
+
+@checker("value_e2e")
+def check_value_end_to_end(statement, derivation, cfg, formula=None) -> Certificate:
+    """``end_to_end`` of the derivation's *value* (``derivation.formula``, the exact bias) against
+    its simulator.  It ignores a statement control's ``formula`` (which, for the misalignment
+    derivations, replaces a coefficient or a piece, not the value), so a control is judged by
+    the statement's other checks only."""
+    from ..checkers import check_end_to_end
+
+    cert = check_end_to_end(statement, derivation, cfg)
+    cert.method = "value_e2e"
+    return cert
