@@ -374,10 +374,12 @@ def _check_expectation(step, derivation, cfg) -> Certificate:
         diff = summarize(s - g)
         ms, mg = float(s.mean()), float(g.mean())
         se_s = summarize(s).se
+        z = diff.z(0.0) if diff.se > 0 else (0.0 if diff.mean == 0 else math.copysign(
+            math.inf, diff.mean))  # e.g. an indicator that never fired: lhs - rhs constant
         rows.append({"params": p.as_dict(), "mean_lhs": ms, "mean_rhs": mg,
                      "ratio": ms / mg if mg > 0 else (math.inf if ms > mg else 0.0),
                      "ratio_se": se_s / mg if mg > 0 else None,
-                     "z": diff.z(0.0), "se": diff.se, "trials": diff.trials,
+                     "z": z, "se": diff.se, "trials": diff.trials,
                      "detectable_rel": diff.detectable(mg)})
     worst = max(rows, key=lambda r: r["ratio"])
     max_z = max(r["z"] for r in rows)
