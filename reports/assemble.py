@@ -37,6 +37,9 @@ def assemble(build: Path, cfg, prov, ders, stored, secs, sec_results, res, opts)
         if sweep and sweep.get("error"):
             failures.append(f"derivation {der.id}: report_sweep failed: {sweep['error']}")
         view = derivation_view(der, result, sweep, figures)
+        if view["sweep"] and view["sweep"]["beyond"]:
+            failures.append(f"derivation {der.id}: the figure's sweep disagrees with the formula beyond "
+                            f"4 SE at {sweep['param']} = {view['sweep']['beyond']}")
         try:
             if view["sweep"]:
                 figures["sweep"] = sweep_figure(build, der.id, sweep, view["sweep"]["param"])
@@ -61,7 +64,7 @@ def assemble(build: Path, cfg, prov, ders, stored, secs, sec_results, res, opts)
     sec_views = []
     for sec in secs:
         sr = sec_results[sec.id]
-        view = {"id": sec.id, "title": text_or_tex(sec.title), "answers": dict(sec.answers),
+        view = {"id": sec.id, "title": sec.title, "answers": dict(sec.answers),
                 "ok": sr["ok"], "status": res.sections.get(sec.id), "body": None,
                 "error": sr.get("error"), "error_line": sr.get("error_line")}
         if sr["ok"]:

@@ -190,6 +190,7 @@ def derivation_view(der, result: dict, sweep: dict | None, figures: dict) -> dic
                       else latex_escape(sweep["param"]),
                       "base": params_latex(sweep["base"]), "trials": sweep["trials"],
                       "max_abs_z": sweep["max_abs_z"], "points": sweep["points"],
+                      "beyond": [p[sweep["param"]] for p in sweep["points"] if abs(p["z"]) > 4],
                       "name": sweep["param"]}
     return {
         "id": der.id, "title": text_or_tex(der.title), "plain_title": der.title,

@@ -1,0 +1,132 @@
+"""The template environment, the LaTeX filters, the Section contract and the referee mapping."""
+import shutil
+import subprocess
+
+import jinja2
+import pytest
+
+from reports.context import evidence_view, params_latex, text_or_tex
+from reports.referee import referee_view
+from reports.render import format_number, latex_escape, make_env, render_string, tex
+from reports.section import Section
+
+NASTY = r"50% of a_b & {c} ~ #1 $x^2 \ end | <tag> σ ≥ 0 ± 1"
+
+
+def test_delimiters_and_strict_undefined():
+    out = render_string(r"\section{\VAR{t|e}}\#{ a comment }"
+                        "\n\\BLOCK{for x in xs}\n[\\VAR{x|num}]\n\\BLOCK{endfor}\n", t="A_B", xs=[1, 2.5])
+    assert out == "\\section{A\\_B}[1]\n[2.5]\n"      # trim_blocks also eats a comment's newline
+    # LaTeX braces and percent signs are not template syntax
+    assert render_string(r"\textbf{x} % {# not a comment #} {% raw %}") == \
+        r"\textbf{x} % {# not a comment #} {% raw %}"
+    with pytest.raises(jinja2.UndefinedError):
+        render_string(r"\VAR{missing}")
+
+
+def test_escape_every_special_character():
+    out = latex_escape(NASTY)
+    for raw in ("%", "_", "&", "{", "}", "#", "$", "^", "~"):
+        assert f"\\{raw}" in out or {"^": r"\textasciicircum{}", "~": r"\textasciitilde{}"}.get(raw) in out
+    assert r"\textbackslash{}" in out and r"\ensuremath{\sigma}" in out and r"\ensuremath{\ge}" in out
+    # nothing unescaped remains: strip the escapes and no special is left
+    stripped = out
+    for esc in (r"\textbackslash{}", r"\textasciicircum{}", r"\textasciitilde{}", r"\textless{}",
+                r"\textgreater{}", r"\textbar{}", r"\%", r"\_", r"\&", r"\{", r"\}", r"\#", r"\$"):
+        stripped = stripped.replace(esc, "")
+    stripped = stripped.replace(r"\ensuremath{\sigma}", "").replace(r"\ensuremath{\ge}", "") \
+        .replace(r"\ensuremath{\pm}", "")
+    assert not set(stripped) & set("%_&{}#$^~\\")
+
+
+@pytest.mark.tex
+def test_escaped_text_compiles_and_reads_back(tmp_path):
+    if not (shutil.which("pdflatex") and shutil.which("pdftotext")):
+        pytest.skip("needs pdflatex and pdftotext")
+    doc = ("\\documentclass{article}\\usepackage[T1]{fontenc}\\usepackage[utf8]{inputenc}"
+           "\\usepackage{lmodern}\\begin{document}\n" + latex_escape(NASTY) + "\n\\end{document}\n")
+    (tmp_path / "t.tex").write_text(doc)
+    subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "t.tex"],
+                   cwd=tmp_path, check=True, capture_output=True, timeout=60)
+    text = subprocess.run(["pdftotext", "t.pdf", "-"], cwd=tmp_path, capture_output=True,
+                          text=True, check=True).stdout
+    flat = " ".join(text.split())
+    for piece in ("50% of a_b & {c} ~ #1 $x^2", "\\ end | <tag>", "≥ 0 ± 1"):
+        assert piece in flat, (piece, flat)
+
+
+def test_num_formatting():
+    assert format_number(0.000012345) == r"\ensuremath{1.234\times 10^{-5}}" or \
+        format_number(0.000012345) == r"\ensuremath{1.235\times 10^{-5}}"
+    assert format_number(1e6) == r"\ensuremath{10^{6}}"
+    assert format_number(123456) == r"123\,456"
+    assert format_number(3.14159, 3) == "3.14"
+    assert format_number(-2.5, sign=True) == "-2.5" and format_number(2.5, sign=True) == "+2.5"
+    assert format_number(float("nan")) == "n/a"
+    assert format_number(float("inf")) == r"\ensuremath{\infty}"
+    assert format_number(None) == "--"
+    assert format_number("all") == "all" and format_number("1e-50") == r"\ensuremath{10^{-50}}"
+    assert format_number(True) == "yes"
+
+
+def test_tex_filter_refuses_non_strings():
+    assert tex(r"\alpha") == r"\alpha"
+    with pytest.raises(TypeError):
+        tex(3.0)
+
+
+def test_text_or_tex_and_params():
+    assert text_or_tex("plain 5% text") == r"plain 5\% text"
+    assert text_or_tex(r"with $r$ math") == r"with $r$ math"
+    s = params_latex({"d": 4, "k": 3, "n": 12, "r": 1, "sigma": 1.0, "shift_sv": [3, 2, 1],
+                      "cov_eigs": [4.0, 4.0, 4.0, 1.0]})
+    assert s.startswith("$") and s.endswith("$") and r"\Sigma" in s and r"4^{\times3}" in s
+
+
+def test_evidence_view_generic():
+    v = evidence_view({"digits_agreed": 49.3, "worst_ratio": 0.83, "traceback": "x",
+                       "rows": [{"scale": 1, "rel_error": 0.05}, {"scale": 2, "rel_error": 0.01}]})
+    labels = [f["label"] for f in v["facts"]]
+    assert labels[0] == "digits agreed" and "worst ratio lhs/rhs found" in labels
+    assert "traceback" not in " ".join(labels)
+    assert v["tables"][0]["rows"][0] == ["1", r"5\%"]
+
+
+def test_section_contract_validation():
+    ok = Section(id="demo", title="Demo", order=1, compute=lambda ctx: {}, template="x.tex.j2",
+                 answers={"major1": "shows it"})
+    assert ok.id == "demo"
+    with pytest.raises(ValueError):
+        Section(id="Bad Id", title="", order=1, compute=lambda c: {}, template="x")
+    with pytest.raises(ValueError):
+        Section(id="demo", title="", order=1, compute=lambda c: {}, template="x",
+                answers={"major3": "no such comment"})
+
+
+def test_referee_cites_only_existing_evidence():
+    secs = [{"id": "good", "answers": {"major1": "A"}, "ok": True},
+            {"id": "broken", "answers": {"major2": "B"}, "ok": False, "error_line": "boom"}]
+    ders = [{"id": "d1", "verdict": "pass"}, {"id": "d2", "verdict": "fail"}]
+    out = {c["id"]: c for c in referee_view(secs, ders, {"d1": {"falsification": "C"},
+                                                          "d2": {"major2": "D"}})}
+    assert out["major1"]["status"] == "answered" and out["major1"]["evidence"][0]["ref"] == "sec:good"
+    assert out["major2"]["status"] == "open" and len(out["major2"]["caveats"]) == 2
+    assert out["falsification"]["status"] == "answered"
+    assert out["minor1"]["status"] == "answered"          # the generated notation table
+    assert out["minor2"]["status"] == "open" and "real-task" in out["minor2"]["would_answer"]
+
+
+def test_printer_braces_superscripted_names():
+    from symbolic.ops import PInv
+    from symbolic.printing import latex
+    from symbolic.registry import sym
+
+    assert latex(sym("Delta").T) == r"{\Delta^*}^{\top}"
+    assert latex(PInv(sym("Delta"))) == r"{\Delta^*}^{+}"
+
+
+def test_all_templates_parse():
+    env = make_env()
+    for name in env.list_templates():
+        if name.endswith(".j2"):
+            env.get_template(name)
