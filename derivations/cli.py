@@ -16,7 +16,7 @@ import sys
 
 from numeric.errors import InputError
 
-COMMAND_MODULES: tuple[str, ...] = ("reports.cli",)
+COMMAND_MODULES: tuple[str, ...] = ("reports.cli", "derivations.sensitivity_cli")
 
 
 def _progress(msg: str) -> None:

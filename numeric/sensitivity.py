@@ -60,6 +60,7 @@ from .stats import Z_PASS, summarize
 JOURNAL = "points.jsonl"
 CODE_MODULES = ("numeric.sensitivity", "numeric.estimators", "numeric.sharp")
 AXES = ("exact", "tail", "snr", "misalignment")
+RANK_RULES = ("predicted", "matched", "best")
 
 
 # ------------------------------------------------------------------------------------ keys
@@ -502,7 +503,16 @@ def summarize_sweep(sweep: dict, cfg: dict) -> dict:
     for e in sweep["entries"]:
         rec = sweep["records"][e["key"]]
         res, p = rec["result"], e["point"]
-        r_phase = _rank_for(rule, rec, p)
+        by_rule = {}
+        for rr in RANK_RULES:
+            rk = _rank_for(rr, rec, p)
+            g = res["ranks"][rk - 1]
+            by_rule[rr] = {"r": rk, "ratio_sim": g["ratio_sim"], "ratio_pred": g.get("ratio_pred"),
+                           "diff_mean": g["diff_mean"], "diff_se": g["diff_se"],
+                           "wins_sim": _win(g["diff_mean"], g["diff_se"]),
+                           "wins_pred": (None if g.get("ratio_pred") is None
+                                         else bool(g["ratio_pred"] < 1))}
+        r_phase = by_rule[rule]["r"]
         ph = res["ranks"][r_phase - 1]
         base = {"axis": e["axis"], "label": e["label"], "key": e["key"], "seed": e["seed"],
                 "d": p["d"], "k": p["k"], "n": p["n"], "n_over_d": p["n_over_d"],
@@ -529,7 +539,7 @@ def summarize_sweep(sweep: dict, cfg: dict) -> dict:
                   pred_max_abs_rel=(None if res["fft_pred"] is None
                                     else max(abs(r["rel_err"]) for r in res["ranks"])),
                   pred_rel_at_phase=ph.get("rel_err"),
-                  seconds=res["seconds"])
+                  seconds=res["seconds"], by_rule=by_rule)
         points.append(pt)
         for r in res["ranks"]:
             rows.append(dict(base, r=r["r"], lora_mean=r["lora_mean"], lora_se=r["lora_se"],
@@ -542,7 +552,9 @@ def summarize_sweep(sweep: dict, cfg: dict) -> dict:
                              pred_agree=r.get("agree"), kept_spikes=r.get("kept_spikes"),
                              kept_noise=r.get("kept_noise")))
     return {"points": points, "rows": rows, "optimal_rank": _rank_table(points),
-            "phase": _phase(points, cfg), "headline": _headline(points, rows)}
+            "phase": [pl for rr in RANK_RULES for pl in _phase(points, cfg, rr)],
+            "headline": {rr: _headline(points, rows, rr) for rr in RANK_RULES},
+            "rank_rule": rule}
 
 
 def _win(diff, se):
@@ -567,9 +579,10 @@ def _rank_table(points):
             "worst_label": None if worst is None else f"{worst['axis']}: {worst['label']}"}
 
 
-def _phase(points, cfg):
-    """Phase planes: exact (s, n/d) and per tail family (alpha, n/d); boundary crossings per n/d
-    column along the vertical axis (log-linear interpolation of log LoRA/FFT)."""
+def _phase(points, cfg, rule):
+    """Phase planes for one rank rule: exact (s, n/d) and per tail family (alpha, n/d); boundary
+    crossings per n/d column along the vertical axis (log LoRA/FFT interpolated linearly in the
+    log of the axis value)."""
     planes = []
     specs = [("exact", "exact", "s")] + [(f"tail-{f}", f, "alpha")
                                          for f in (cfg["tail"]["families"] if
@@ -582,41 +595,44 @@ def _phase(points, cfg):
         xs = sorted({p["n_over_d"] for p in pts})
         ys = sorted({p[yname] for p in pts})
         cell = {(p["n_over_d"], p[yname]): p for p in pts}
-        grid_sim = [[math.log(cell[(x, y)]["phase_ratio_sim"]) for x in xs] for y in ys]
-        grid_pred = [[(math.log(cell[(x, y)]["phase_ratio_pred"])
-                       if cell[(x, y)]["phase_ratio_pred"] else None) for x in xs] for y in ys]
+        br = lambda x, y: cell[(x, y)]["by_rule"][rule]  # noqa: E731
+        grid_sim = [[math.log(br(x, y)["ratio_sim"]) for x in xs] for y in ys]
+        grid_pred = [[(math.log(br(x, y)["ratio_pred"]) if br(x, y)["ratio_pred"] else None)
+                      for x in xs] for y in ys]
         cols = []
         for j, x in enumerate(xs):
             cols.append({"n_over_d": x,
                          "sim": _crossings(ys, [grid_sim[i][j] for i in range(len(ys))]),
                          "pred": _crossings(ys, [grid_pred[i][j] for i in range(len(ys))]),
                          "stable_rank": [cell[(x, y)]["stable_rank"] for y in ys]})
-        wins = [[cell[(x, y)]["lora_wins_sim"] for x in xs] for y in ys]
-        agree = sum(1 for p in pts if p["lora_wins_pred"] is not None
-                    and (p["phase_ratio_sim"] < 1) == p["lora_wins_pred"])
+        wins = [[br(x, y)["wins_sim"] for x in xs] for y in ys]
+        ranks = [[br(x, y)["r"] for x in xs] for y in ys]
+        agree = sum(1 for p in pts if p["by_rule"][rule]["wins_pred"] is not None
+                    and (p["by_rule"][rule]["ratio_sim"] < 1) == p["by_rule"][rule]["wins_pred"])
         planes.append({"name": name, "family": fam, "y": yname, "x_values": xs, "y_values": ys,
                        "log_ratio_sim": grid_sim, "log_ratio_pred": grid_pred, "wins_sim": wins,
+                       "ranks": ranks,
                        "boundary": cols, "sign_agreement": agree, "cells": len(pts),
-                       "rank_rule": cfg["phase"]["rank_rule"]})
+                       "rank_rule": rule})
     return planes
 
 
-def _headline(points, rows):
-    """Where LoRA (at the phase rank) wins and loses, and by how much, per axis and regime."""
+def _headline(points, rows, rule):
+    """Where LoRA (at the rule's rank) wins and loses, and by how much, per axis and regime."""
     out = {}
     for axis in AXES:
         for regime in ("over", "under"):
             pts = [p for p in points if p["axis"] == axis and p["regime"] == regime]
             if not pts:
                 continue
-            ratios = [p["phase_ratio_sim"] for p in pts]
-            best = min(pts, key=lambda p: p["phase_ratio_sim"])
-            worst = max(pts, key=lambda p: p["phase_ratio_sim"])
+            ratio = lambda p: p["by_rule"][rule]["ratio_sim"]  # noqa: E731
+            ratios = [ratio(p) for p in pts]
+            best, worst = min(pts, key=ratio), max(pts, key=ratio)
+            verdicts = [p["by_rule"][rule]["wins_sim"] for p in pts]
             out[f"{axis}/{regime}"] = {
                 "points": len(pts),
-                "win": sum(p["lora_wins_sim"] == "win" for p in pts),
-                "lose": sum(p["lora_wins_sim"] == "lose" for p in pts),
-                "tie": sum(p["lora_wins_sim"] == "tie" for p in pts),
+                "win": verdicts.count("win"), "lose": verdicts.count("lose"),
+                "tie": verdicts.count("tie"),
                 "min_ratio": min(ratios), "min_label": best["label"],
                 "max_ratio": max(ratios), "max_label": worst["label"]}
     pr = [r for r in rows if r["pred_agree"] is not None]
@@ -663,7 +679,8 @@ def write_outputs(summary: dict, sweep: dict, cfg: dict, out_dir, device) -> dic
              "points_csv": out_dir / "points.csv", "config": out_dir / "config.toml"}
     write_json_atomic(files["json"], data)
     write_text_atomic(files["csv"], to_csv(summary["rows"]))
-    pcols = [c for c in summary["points"][0] if c != "key"] + ["key"] if summary["points"] else []
+    pcols = ([c for c in summary["points"][0] if c not in ("key", "by_rule")] + ["key"]
+             if summary["points"] else [])
     write_text_atomic(files["points_csv"], to_csv(summary["points"], pcols))
     write_text_atomic(files["config"], sconf.to_toml(cfg))
     return files

@@ -126,7 +126,7 @@ SCHEMA: dict[str, dict[str, tuple]] = {
                      "n/d > 1; underdetermined points are simulated without a prediction)"),
     },
     "phase": {
-        "rank_rule": ("predicted", "predicted", "str", lambda v: v in _RANK_RULES,
+        "rank_rule": ("matched", "matched", "str", lambda v: v in _RANK_RULES,
                       "predicted | matched | best",
                       "LoRA rank in the phase diagrams: the keep-threshold rank (>= 1), the "
                       "true rank s (exact shifts; round(stable rank) for tails), or the "

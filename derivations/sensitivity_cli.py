@@ -1,0 +1,160 @@
+"""``lora-audit sensitivity``: the sensitivity sweep of issue 6 from the command line.
+
+    lora-audit sensitivity [--config FILE.toml] [--set SECTION.KEY=VALUE ...] [--out DIR]
+                           [--quick] [--fresh] [--seed N] [--device auto|cpu|cuda]
+                           [--print-config] [--no-figures]
+
+The configuration schema, its defaults and their meanings are in
+``numeric/sensitivity_config.py`` (one table); ``numeric/sensitivity_default.toml`` is the
+documented example.  Results go to ``--out`` (default ``out/sensitivity``, or
+``out/sensitivity-quick`` with ``--quick``): ``points.jsonl`` (the resumable journal),
+``results.json`` (provenance, configuration, every number), ``results.csv`` (one row per point
+and LoRA rank), ``points.csv`` (one row per point), ``config.toml`` and the figures
+``sensitivity-*.pdf``.  Rerunning the same command resumes: finished points are read back, not
+recomputed (``--fresh`` starts over).  Exit status: 0 done, 2 bad input (a message names the
+key), 130 interrupted (finished points are kept).
+
+This module imports ``reports.sensitivity_figures`` lazily (figures only), as the command-line
+glue between the engine (``numeric.sensitivity``) and the figures.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+
+
+class ProgressBar:
+    """Plain-text progress on stderr: a redrawn bar on a terminal, a line per ~10 % otherwise."""
+
+    def __init__(self, total_hint: str = "points", stream=None, width: int = 30):
+        self.stream = stream or sys.stderr
+        self.width = width
+        self.t0 = time.perf_counter()
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.last_decile = -1
+        self.unit = total_hint
+
+    def __call__(self, done: int, total: int, label: str, reused: bool) -> None:
+        el = time.perf_counter() - self.t0
+        eta = el / done * (total - done) if done else 0.0
+        frac = done / total if total else 1.0
+        tag = "reused" if reused else "done"
+        if self.tty:
+            fill = int(round(frac * self.width))
+            bar = "#" * fill + "." * (self.width - fill)
+            msg = (f"\r[{bar}] {done}/{total} {self.unit}  {el:6.1f}s  ~{eta:5.0f}s left  "
+                   f"{tag}: {label[:40]:<40}")
+            self.stream.write(msg)
+            if done == total:
+                self.stream.write("\n")
+        else:
+            decile = int(frac * 10)
+            if decile == self.last_decile and done != total:
+                return
+            self.last_decile = decile
+            self.stream.write(f"  [{int(frac * 100):3d}%] {done}/{total} {self.unit}, "
+                              f"{el:.1f}s elapsed, ~{eta:.0f}s left ({tag}: {label})\n")
+        self.stream.flush()
+
+
+def default_out(quick: bool) -> Path:
+    return Path("out") / ("sensitivity-quick" if quick else "sensitivity")
+
+
+def execute(cfg: dict, out_dir, device, *, fresh=False, progress=None, figures=True,
+            predictor=None) -> dict:
+    """Run/resume the sweep, write CSV/JSON (and figures); returns the summary and file names."""
+    from numeric import sensitivity as sens
+
+    out_dir = Path(out_dir)
+    t0 = time.perf_counter()
+    sweep = sens.run_sweep(cfg, out_dir, device, fresh=fresh, progress=progress,
+                           predictor=predictor)
+    t_sweep = time.perf_counter() - t0
+    summary = sens.summarize_sweep(sweep, cfg)
+    files = sens.write_outputs(summary, sweep, cfg, out_dir, device)
+    if figures:
+        from reports.sensitivity_figures import make_figures
+
+        files.update(make_figures(summary, out_dir))
+    return {"summary": summary, "files": {k: str(v) for k, v in files.items()},
+            "computed": sweep["computed"], "reused": sweep["reused"],
+            "unique_points": sweep["unique_points"], "torn_bytes": sweep["torn_bytes"],
+            "bad_lines": sweep["bad_lines"], "seconds": time.perf_counter() - t0,
+            "sweep_seconds": t_sweep}
+
+
+def print_summary(res: dict, out=sys.stdout) -> None:
+    s = res["summary"]
+    rule = s["rank_rule"]
+    print(f"\nsensitivity: {res['unique_points']} points ({res['computed']} computed, "
+          f"{res['reused']} reused) in {res['seconds']:.1f}s", file=out)
+    print(f"LoRA (rank rule '{rule}') against FFT, simulated ratio LoRA/FFT; win/lose = paired "
+          f"difference beyond 4 SE:", file=out)
+    for key, h in s["headline"][rule].items():
+        if key == "prediction":
+            continue
+        print(f"  {key:<20} win {h['win']:>3}  lose {h['lose']:>3}  tie {h['tie']:>3}   ratio "
+              f"{h['min_ratio']:.3g} ({h['min_label']}) .. {h['max_ratio']:.3g} "
+              f"({h['max_label']})", file=out)
+    pr = s["headline"][rule]["prediction"]
+    if pr["ranks_compared"]:
+        print(f"sharp prediction (asymptotic): {pr['agree']}/{pr['ranks_compared']} (point, rank) "
+              f"pairs within tolerance or 4 SE; largest |relative error| "
+              f"{pr['max_abs_rel']:.3g}", file=out)
+    o = s["optimal_rank"]
+    c = o["counts"]
+    print(f"optimal rank, keep-threshold rule vs simulated argmin over {o['points']} points: "
+          f"{c['agree']} agree, {c['tie']} differ within 4 SE, {c['disagree']} disagree "
+          f"(largest excess risk of the rule's rank: "
+          f"{(o['worst_gap_rel'] or 0) * 100:.1f}% at {o['worst_label']})", file=out)
+    for name, path in res["files"].items():
+        print(f"  wrote {path}", file=out)
+
+
+def cmd_sensitivity(args) -> int:
+    from numeric import sensitivity_config as sconf
+    from numeric.device import resolve
+
+    sets = list(args.set or [])
+    if args.seed is not None:
+        sets.append(f"run.seed={args.seed}")
+    cfg = sconf.load(args.config, sets, quick=args.quick)
+    if args.print_config:
+        print(sconf.to_toml(cfg))
+        return 0
+    device = resolve(args.device)
+    out = Path(args.out) if args.out else default_out(args.quick)
+    try:
+        res = execute(cfg, out, device, fresh=args.fresh, progress=ProgressBar(),
+                      figures=not args.no_figures)
+    except KeyboardInterrupt:
+        print(f"\nlora-audit sensitivity: interrupted; finished points are kept in "
+              f"{out / 'points.jsonl'} -- rerun the same command to resume", file=sys.stderr)
+        return 130
+    print_summary(res)
+    return 0
+
+
+def register(subparsers) -> None:
+    q = subparsers.add_parser(
+        "sensitivity", help="sweep rank, tail, n/d, SNR, misalignment: LoRA vs FFT (resumable)",
+        description="Sensitivity sweep (issue 6). Config schema and defaults: "
+                    "numeric/sensitivity_config.py; example: numeric/sensitivity_default.toml.")
+    q.add_argument("--config", metavar="FILE.toml", help="TOML configuration (see the schema)")
+    q.add_argument("--set", nargs="+", action="extend", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override a configuration key, e.g. base.d=48 exact.s_values=1,2,4")
+    q.add_argument("--out", metavar="DIR", help="output folder (default out/sensitivity)")
+    q.add_argument("--quick", action="store_true", help="CI-sized sweep (seconds)")
+    q.add_argument("--fresh", action="store_true", help="discard finished points and start over")
+    q.add_argument("--seed", type=int, default=None, help="master seed (= --set run.seed=N)")
+    q.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    q.add_argument("--print-config", action="store_true",
+                   help="print the resolved configuration as TOML and exit")
+    q.add_argument("--no-figures", action="store_true", help="skip the PDF figures")
+    q.set_defaults(func=cmd_sensitivity)
+
+
+__all__ = ["register", "execute", "ProgressBar"]
