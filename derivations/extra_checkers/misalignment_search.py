@@ -37,7 +37,11 @@ def _as_step(statement, derivation, checks):
 def check_statement_inequality(statement, derivation, cfg, formula=None) -> Certificate:
     from .inequality import check_inequality
 
-    cert = check_inequality(_as_step(statement, derivation, ("ineq",)), derivation, cfg)
+    step = _as_step(statement, derivation, ("ineq",))
+    try:
+        cert = check_cached_inequality(step, derivation, cfg)
+    except NameError:  # pragma: no cover
+        cert = check_inequality(step, derivation, cfg)
     cert.method = "stmt_ineq"
     return cert
 
@@ -130,3 +134,30 @@ def check_value_end_to_end(statement, derivation, cfg, formula=None) -> Certific
     cert = check_end_to_end(statement, derivation, cfg)
     cert.method = "value_e2e"
     return cert
+
+
+_INEQ_CACHE: dict = {}
+
+
+def _ineq_key(step, derivation, cfg):
+    import sympy as sp
+
+    opts = {k: (getattr(v, "__qualname__", v) if callable(v) else v)
+            for k, v in step.options.items()}
+    return (derivation.id, sp.srepr(step.lhs), step.rel, sp.srepr(step.rhs), repr(sorted(
+        opts.items(), key=lambda t: t[0])), repr(sorted(cfg.as_dict().items())))
+
+
+@checker("mis_ineq")
+def check_cached_inequality(step, derivation, cfg) -> Certificate:
+    """The ``ineq`` checker, memoised on (derivation, sides, options, config): a bound that is both
+    the last step and the statement is searched once (the statement check reuses it)."""
+    from .inequality import check_inequality
+
+    key = _ineq_key(step, derivation, cfg)
+    if key not in _INEQ_CACHE:
+        cert = check_inequality(step, derivation, cfg)
+        cert.method = "ineq"
+        _INEQ_CACHE[key] = cert
+    c = _INEQ_CACHE[key]
+    return Certificate(c.method, c.verdict, c.evidence, c.seconds, c.summary)

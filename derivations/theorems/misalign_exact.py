@@ -30,7 +30,7 @@ from ..core import Control, Derivation, Justification, Statement, Step
 ORDER = 60
 
 a, b, c1, c2, eps, lam = (sym(x) for x in ("sa", "sb", "c11", "c22", "eps", "lam_top"))
-beta, gap = sym("beta_mis"), sym("delta_gap")
+beta, gap = sym("beta_mis"), sym("gap2")
 C, Q, Qperp, A_C, Astar = (sym(x) for x in ("C", "Q", "Qperp", "A_C", "Astar"))
 r = sym("r")
 
