@@ -101,13 +101,17 @@ def check_pieces(statement, derivation, cfg, formula=None) -> Certificate:
     rows = []
     for i, p in enumerate(derivation.check_points(cfg)):
         gen = generator(stable_seed(cfg.seed, derivation.id, "pieces", i))
-        lhs, rhs = hook(p, cfg.mc_trials, gen, device, variant=formula)
+        out = hook(p, cfg.mc_trials, gen, device, variant=formula)
+        lhs, rhs = out[0], out[1]
         sl, sr = summarize(lhs), summarize(rhs)
+        # scale of the detectable error: the hook's third output (e.g. the mean risk when the
+        # sides are a small piece of it), else the right-hand side
+        scale = float(out[2]) if len(out) > 2 else sr.mean
         se = math.sqrt(sl.se ** 2 + sr.se ** 2)
         z = (sl.mean - sr.mean) / se if se > 0 else (0.0 if sl.mean == sr.mean else math.inf)
         rows.append({"params": p.as_dict(), "lhs_mean": sl.mean, "rhs_mean": sr.mean, "se": se,
-                     "z": z, "trials": sl.trials,
-                     "detectable_rel": Z_PASS * se / abs(sr.mean) if sr.mean else math.inf})
+                     "z": z, "trials": sl.trials, "scale": scale,
+                     "detectable_rel": Z_PASS * se / abs(scale) if scale else math.inf})
     worst_z = max(abs(r["z"]) for r in rows)
     worst_det = max(r["detectable_rel"] for r in rows)
     if worst_z > Z_PASS:
@@ -131,6 +135,11 @@ def check_value_end_to_end(statement, derivation, cfg, formula=None) -> Certific
     the statement's other checks only."""
     from ..checkers import check_end_to_end
 
+    points = derivation.extra.get("value_points")
+    if points is not None:
+        from dataclasses import replace as _replace
+
+        derivation = _replace(derivation, check_points=points)
     cert = check_end_to_end(statement, derivation, cfg)
     cert.method = "value_e2e"
     return cert
