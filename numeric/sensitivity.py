@@ -37,7 +37,8 @@ Definitions (stated once; used in files, figures and report):
 Results are appended, one JSON line per finished point, to ``points.jsonl`` in the output folder
 (written with a single ``write`` and ``fsync``; a torn last line from a crash is cut off on the
 next run); each line is keyed by a hash of the point's parameters, the run settings and the code
-version (the source of this module, ``numeric.estimators`` and ``numeric.sharp``), and a rerun
+version (the source of the functions that compute a point and of ``numeric.estimators``,
+``numeric.sharp``, ``numeric.instances``, ``numeric.device``, ``numeric.stats``), and a rerun
 skips keys already present.
 """
 from __future__ import annotations
@@ -58,9 +59,16 @@ from .errors import InputError
 from .stats import Z_PASS, summarize
 
 JOURNAL = "points.jsonl"
-CODE_MODULES = ("numeric.sensitivity", "numeric.estimators", "numeric.sharp")
+CHUNK = 25          # trials per independently seeded draw (batches are whole chunks)
+# what a point's numbers depend on: these modules whole, and this module's point functions
+# (editing the summary or the figures does not invalidate finished points)
+CODE_MODULES = ("numeric.estimators", "numeric.sharp", "numeric.instances", "numeric.device",
+                "numeric.stats")
+POINT_FUNCTIONS = ("CHUNK", "point_seed", "profile", "effective_ranks", "_haar",
+                   "misalignment_eps", "make_instance", "rank_risks", "_paired", "_predict", "compute_point",
+                   "_agreement")
 AXES = ("exact", "tail", "snr", "misalignment")
-RANK_RULES = ("predicted", "matched", "best")
+RANK_RULES = ("fixed", "matched", "predicted", "best")
 
 
 # ------------------------------------------------------------------------------------ keys
@@ -68,6 +76,9 @@ def code_version() -> str:
     h = hashlib.sha256()
     for name in CODE_MODULES:
         h.update(inspect.getsource(importlib.import_module(name)).encode())
+    for name in POINT_FUNCTIONS:
+        obj = globals()[name]
+        h.update((inspect.getsource(obj) if callable(obj) else f"{name}={obj!r}").encode())
     return h.hexdigest()[:16]
 
 
@@ -279,16 +290,20 @@ def compute_point(point: dict, seed: int, run: dict, device, predictor) -> dict:
     t = lambda a: torch.as_tensor(a, dtype=torch.float64, device=device)  # noqa: E731
     tinst = {"d": d, "k": k, "n": n, "sigma": point["sigma"], "Delta": t(inst["Delta"]),
              "SigmaHalf": t(inst["SigmaHalf"])}
-    gen = generator(seed)
+    # data are drawn in fixed chunks, each from its own generator, so that the batch size
+    # (memory) never changes the numbers
+    trials = run["trials"]
+    chunks = [(i, min(CHUNK, trials - i * CHUNK)) for i in range(-(-trials // CHUNK))]
+    per = max(1, run["batch"] // CHUNK)
     ffts, loras = [], []
-    left = run["trials"]
-    while left > 0:
-        b = min(run["batch"], left)
-        X, R = sample_data(tinst, b, gen, device)
+    for g0 in range(0, len(chunks), per):
+        parts = [sample_data(tinst, size, generator((seed * 1000003 + i) & 0x7FFFFFFF), device)
+                 for i, size in chunks[g0:g0 + per]]
+        X = torch.cat([pt[0] for pt in parts])
+        R = torch.cat([pt[1] for pt in parts])
         f, lo = rank_risks(X, R, tinst["Delta"], tinst["SigmaHalf"])
         ffts.append(f.cpu())
         loras.append(lo[:, :q].cpu())
-        left -= b
     fft = torch.cat(ffts)
     lora = torch.cat(loras)
     means = lora.mean(0)
@@ -412,7 +427,9 @@ def run_sweep(cfg: dict, out_dir, device="cpu", *, fresh=False, progress=None, p
 
     ``progress(done, total, label, reused)`` is called after each point; an exception raised in
     it or in a point (``KeyboardInterrupt`` included) stops the sweep with every finished point
-    already on disk.  ``batch`` is not in the key: it changes memory use, not the numbers.
+    already on disk.  ``batch`` and ``threads`` are not in the key: they change memory use and
+    speed, not the numbers (data are drawn in fixed, separately seeded chunks).
+    ``compute`` replaces ``compute_point`` (tests use it to crash a point).
     """
     import torch
 
@@ -468,11 +485,13 @@ def _loop(unique, by_key, done, records, journal, compute, run, device, predicto
 
 
 # -------------------------------------------------------------------------------- summary
-def _rank_for(rule: str, rec: dict, point: dict) -> int:
+def _rank_for(rule: str, rec: dict, point: dict, fixed: int) -> int:
     res = rec["result"]
     q = res["q"]
     if rule == "best":
         return res["r_sim"]
+    if rule == "fixed":
+        return min(fixed, q)
     if rule == "matched":
         if point["shape"]["family"] == "exact":
             return min(point["shape"]["s"], q)
@@ -505,11 +524,11 @@ def summarize_sweep(sweep: dict, cfg: dict) -> dict:
         res, p = rec["result"], e["point"]
         by_rule = {}
         for rr in RANK_RULES:
-            rk = _rank_for(rr, rec, p)
+            rk = _rank_for(rr, rec, p, cfg["phase"]["fixed_rank"])
             g = res["ranks"][rk - 1]
             by_rule[rr] = {"r": rk, "ratio_sim": g["ratio_sim"], "ratio_pred": g.get("ratio_pred"),
                            "diff_mean": g["diff_mean"], "diff_se": g["diff_se"],
-                           "wins_sim": _win(g["diff_mean"], g["diff_se"]),
+                           "wins_sim": _win(g["diff_mean"], g["diff_se"], res["fft_mean"]),
                            "wins_pred": (None if g.get("ratio_pred") is None
                                          else bool(g["ratio_pred"] < 1))}
         r_phase = by_rule[rule]["r"]
@@ -530,7 +549,7 @@ def summarize_sweep(sweep: dict, cfg: dict) -> dict:
                   phase_diff_mean=ph["diff_mean"], phase_diff_se=ph["diff_se"],
                   phase_ratio_sim=ph["ratio_sim"], phase_ratio_pred=ph.get("ratio_pred"),
                   phase_pred=ph.get("pred"),
-                  lora_wins_sim=_win(ph["diff_mean"], ph["diff_se"]),
+                  lora_wins_sim=_win(ph["diff_mean"], ph["diff_se"], res["fft_mean"]),
                   lora_wins_pred=(None if ph.get("ratio_pred") is None
                                   else bool(ph["ratio_pred"] < 1)),
                   best_ratio_sim=res["ranks"][res["r_sim"] - 1]["ratio_sim"],
@@ -557,8 +576,11 @@ def summarize_sweep(sweep: dict, cfg: dict) -> dict:
             "rank_rule": rule}
 
 
-def _win(diff, se):
-    """'win' / 'lose' when the paired difference is beyond 4 SE, else 'tie'."""
+def _win(diff, se, scale):
+    """'win' / 'lose' when the paired difference is beyond 4 SE, else 'tie' (also when LoRA and
+    FFT coincide to rounding: at ``r >= rank`` of the data LoRA *is* FFT)."""
+    if abs(diff) <= 1e-9 * abs(scale):
+        return "tie"
     if diff < -Z_PASS * se:
         return "win"
     if diff > Z_PASS * se:

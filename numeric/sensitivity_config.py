@@ -57,7 +57,7 @@ def _ratio(v):
 
 
 _FAMILIES = ("power", "exp")
-_RANK_RULES = ("predicted", "matched", "best")
+_RANK_RULES = ("fixed", "matched", "predicted", "best")
 
 # section -> key -> (full default, quick default, type, range check, range text, meaning)
 #   type: "int", "float", "bool", "str", "int[]", "float[]", "str[]"
@@ -91,7 +91,7 @@ SCHEMA: dict[str, dict[str, tuple]] = {
         "enabled": (True, True, "bool", None, "", "exactly low-rank shifts: r against s"),
         "s_values": ([1, 2, 3, 4, 6, 8, 12, 16, 24], [1, 2, 4, 8], "int[]", _pos_int, ">= 1",
                      "true ranks s (equal singular values; each <= min(k, d))"),
-        "n_over_d": ([0.25, 0.5, 0.75, 1.5, 2.0, 4.0], [0.5, 2.0], "float[]", _ratio,
+        "n_over_d": ([0.25, 0.5, 0.75, 1.5, 2.0, 4.0, 8.0], [0.5, 2.0, 4.0], "float[]", _ratio,
                      "> 0 and != 1", "sample sizes n/d (both regimes)"),
     },
     "tail": {
@@ -100,7 +100,7 @@ SCHEMA: dict[str, dict[str, tuple]] = {
                      "power | exp", "tail shapes"),
         "alphas": ([0.25, 0.5, 1.0, 1.5, 2.0, 3.0], [0.5, 2.0], "float[]", _pos, "> 0",
                    "tail strengths alpha (larger = faster decay = lower effective rank)"),
-        "n_over_d": ([0.25, 0.5, 0.75, 1.5, 2.0, 4.0], [0.5, 2.0], "float[]", _ratio,
+        "n_over_d": ([0.25, 0.5, 0.75, 1.5, 2.0, 4.0, 8.0], [0.5, 2.0, 4.0], "float[]", _ratio,
                      "> 0 and != 1", "sample sizes n/d"),
     },
     "snr": {
@@ -126,11 +126,15 @@ SCHEMA: dict[str, dict[str, tuple]] = {
                      "n/d > 1; underdetermined points are simulated without a prediction)"),
     },
     "phase": {
-        "rank_rule": ("matched", "matched", "str", lambda v: v in _RANK_RULES,
-                      "predicted | matched | best",
-                      "LoRA rank in the phase diagrams: the keep-threshold rank (>= 1), the "
-                      "true rank s (exact shifts; round(stable rank) for tails), or the "
-                      "simulated argmin (an oracle)"),
+        "rank_rule": ("fixed", "fixed", "str", lambda v: v in _RANK_RULES,
+                      "fixed | matched | predicted | best",
+                      "LoRA rank in the headline and the first row of the phase figure: a rank "
+                      "fixed a priori (phase.fixed_rank, the practitioner's choice without "
+                      "knowing s), the true rank s (exact shifts; round(stable rank) for tails), "
+                      "the keep-threshold rank of the sharp theory, or the simulated argmin (an "
+                      "oracle).  All four are computed and saved whatever this says"),
+        "fixed_rank": (4, 2, "int", _pos_int, ">= 1",
+                       "LoRA rank of the 'fixed' rule (capped at min(k, d, n))"),
     },
 }
 
@@ -291,8 +295,11 @@ def n_of(d: int, ratio: float) -> int:
     return int(round(ratio * d))
 
 
-def to_toml(cfg: dict) -> str:
-    """The configuration as TOML (written next to the results, for reruns)."""
+def to_toml(cfg: dict, comments: bool = False) -> str:
+    """The configuration as TOML (written next to the results, for reruns); ``comments`` adds
+    each key's range and meaning from the schema (the shipped example file is made this way)."""
+    import textwrap
+
     def fmt(v):
         if isinstance(v, bool):
             return "true" if v else "false"
@@ -303,8 +310,18 @@ def to_toml(cfg: dict) -> str:
         return repr(v)
 
     lines = []
+    if comments:
+        lines += ["# lora-audit sensitivity: the default configuration (full column of the schema in",
+                  "# numeric/sensitivity_config.py).  Every key is optional; unknown keys are refused.",
+                  "# Regenerate: python -c \"from numeric import sensitivity_config as c; "
+                  "print(c.to_toml(c.defaults(), True), end='')\"", ""]
     for sec, keys in cfg.items():
         lines.append(f"[{sec}]")
-        lines.extend(f"{key} = {fmt(v)}" for key, v in keys.items())
+        for key, v in keys.items():
+            if comments:
+                spec = SCHEMA[sec][key]
+                text = spec[5] + (f" [{spec[4]}]" if spec[4] else "")
+                lines += ["# " + t for t in textwrap.wrap(text, 96)]
+            lines.append(f"{key} = {fmt(v)}")
         lines.append("")
     return "\n".join(lines)

@@ -1,0 +1,223 @@
+"""Figures of the sensitivity sweep (issue 6), as PDF, from ``numeric.sensitivity``'s summary.
+
+``make_figures(summary, out_dir, prefix="sensitivity")`` writes
+
+* ``<prefix>-rank-curves.pdf``: simulated LoRA risk against the rank ``r`` (mean +- 2 SE) for
+  several true ranks ``s``, in one over- and one underdetermined setting, with the sharp
+  prediction (dashed), FFT (horizontal) and the keep-threshold rank (triangles);
+* ``<prefix>-optimal-rank.pdf``: keep-threshold rank against the simulated argmin, every point;
+* ``<prefix>-phase.pdf``: the phase diagrams, ``log2(LoRA/FFT)`` in the planes (s, n/d) and
+  (tail strength alpha, n/d), with the simulated (solid) and predicted (dashed) boundaries
+  ``LoRA = FFT``; one row per rank rule;
+* ``<prefix>-axes.pdf``: LoRA/FFT against the stable rank (tails), the SNR and the
+  misalignment ``eps``.
+
+Error bars on ratios are the delta-method ``2 SE(LoRA - FFT)/FFT`` (paired), an approximation.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.colors import TwoSlopeNorm  # noqa: E402
+
+VERDICT_STYLE = {"agree": ("tab:green", "o"), "tie": ("tab:orange", "s"),
+                 "disagree": ("tab:red", "x")}
+
+
+def _save(fig, path: Path) -> Path:
+    fig.savefig(path, format="pdf", bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def _closest(values, target):
+    return min(values, key=lambda v: abs(math.log(v) - math.log(target))) if values else None
+
+
+def rank_curves(summary, path: Path) -> Path | None:
+    rows = [r for r in summary["rows"] if r["axis"] == "exact"]
+    if not rows:
+        return None
+    pts = {(p["n_over_d"], p["s"]): p for p in summary["points"] if p["axis"] == "exact"}
+    ratios = sorted({r["n_over_d"] for r in rows})
+    chosen = [x for x in (_closest([v for v in ratios if v > 1], 2.0),
+                          _closest([v for v in ratios if v < 1], 0.5)) if x is not None]
+    fig, axes = plt.subplots(1, len(chosen), figsize=(5.2 * len(chosen), 3.8), squeeze=False)
+    for ax, ratio in zip(axes[0], chosen):
+        s_all = sorted({r["s"] for r in rows if r["n_over_d"] == ratio})
+        s_show = s_all if len(s_all) <= 5 else [s_all[i] for i in
+                                                np.linspace(0, len(s_all) - 1, 5).round().astype(int)]
+        cmap = plt.get_cmap("viridis")
+        fft = None
+        for j, s in enumerate(s_show):
+            sel = sorted((r for r in rows if r["n_over_d"] == ratio and r["s"] == s),
+                         key=lambda r: r["r"])
+            c = cmap(j / max(1, len(s_show) - 1))
+            rr = [r["r"] for r in sel]
+            ax.errorbar(rr, [r["lora_mean"] for r in sel], yerr=[2 * r["lora_se"] for r in sel],
+                        color=c, marker=".", ms=3, lw=1, label=f"s = {s}")
+            if sel[0]["lora_pred"] is not None:
+                ax.plot(rr, [r["lora_pred"] for r in sel], color=c, ls="--", lw=1)
+            p = pts[(ratio, s)]
+            if p["r_rule"] is not None:
+                ax.plot([p["r_rule"]], [sel[p["r_rule"] - 1]["lora_mean"]], marker="v", color=c,
+                        ms=8, mec="k")
+            fft = (sel[0]["fft_mean"], sel[0]["fft_pred"])
+        ax.axhline(fft[0], color="k", lw=1.2, label="FFT (simulated)")
+        if fft[1] is not None:
+            ax.axhline(fft[1], color="k", lw=0.8, ls=":", label="FFT (exact formula)")
+        p0 = rows[0]
+        n = int(round(ratio * p0["d"]))
+        ax.set_title(f"n/d = {ratio:g} (d={p0['d']}, k={p0['k']}, n={n}), SNR {p0['snr']:g}",
+                     fontsize=9)
+        ax.set_xlabel("LoRA rank r")
+        ax.set_ylabel("excess risk")
+        ax.set_yscale("log")
+        ax.legend(fontsize=7, ncol=2)
+    fig.suptitle("LoRA risk against its rank: simulated (+-2 SE, solid), sharp prediction "
+                 "(dashed), keep-threshold rank (triangle)", fontsize=9)
+    return _save(fig, path)
+
+
+def optimal_rank(summary, path: Path) -> Path | None:
+    pts = [p for p in summary["points"] if p["r_rule"] is not None]
+    if not pts:
+        return None
+    fig, ax = plt.subplots(figsize=(4.6, 4.2))
+    rng = np.random.default_rng(0)
+    for verdict, (color, marker) in VERDICT_STYLE.items():
+        sel = [p for p in pts if p["rank_verdict"] == verdict]
+        if not sel:
+            continue
+        jit = rng.uniform(-0.15, 0.15, size=(2, len(sel)))
+        ax.scatter([p["r_sim"] for p in sel] + jit[0], [p["r_rule"] for p in sel] + jit[1],
+                   c=color, marker=marker, s=18, label=f"{verdict} ({len(sel)})")
+    top = max(max(p["r_sim"], p["r_rule"]) for p in pts) + 1
+    ax.plot([0.5, top], [0.5, top], color="grey", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("simulated argmin over r")
+    ax.set_ylabel("keep-threshold rank (sharp rule)")
+    ax.set_title("optimal LoRA rank; tie = risks within 4 paired SE", fontsize=9)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def phase(summary, path: Path, rules=None) -> Path | None:
+    planes = summary["phase"]
+    if not planes:
+        return None
+    primary = summary["rank_rule"]
+    rules = rules or [primary] + [r for r in ("fixed", "matched", "predicted") if r != primary]
+    names = list(dict.fromkeys(pl["name"] for pl in planes))
+    by = {(pl["rank_rule"], pl["name"]): pl for pl in planes}
+    fig, axes = plt.subplots(len(rules), len(names), figsize=(4.4 * len(names), 3.7 * len(rules)),
+                             squeeze=False)
+    for i, rule in enumerate(rules):
+        for j, name in enumerate(names):
+            ax = axes[i][j]
+            pl = by.get((rule, name))
+            if pl is None:
+                ax.axis("off")
+                continue
+            xs, ys = np.array(pl["x_values"]), np.array(pl["y_values"], dtype=float)
+            zs = np.array(pl["log_ratio_sim"], dtype=float) / math.log(2)
+            zp = np.array([[np.nan if v is None else v / math.log(2) for v in row]
+                           for row in pl["log_ratio_pred"]])
+            lim = max(1e-3, float(np.nanmax(np.abs(zs))))
+            mesh = ax.pcolormesh(xs, ys, zs, shading="nearest", cmap="RdBu_r",
+                                 norm=TwoSlopeNorm(0.0, -lim, lim))
+            if len(xs) > 1 and len(ys) > 1:
+                if np.nanmin(zs) < 0 < np.nanmax(zs):
+                    ax.contour(xs, ys, zs, levels=[0], colors="k", linewidths=1.6)
+                zpm = np.ma.masked_invalid(zp)
+                if zpm.count() and zpm.min() < 0 < zpm.max():
+                    ax.contour(xs, ys, zpm, levels=[0], colors="k", linewidths=1.2,
+                               linestyles="--")
+            for a, x in enumerate(xs):
+                for b, y in enumerate(ys):
+                    w = pl["wins_sim"][b][a]
+                    ax.text(x, y, f"{2 ** zs[b, a]:.2f}" + ("" if w != "tie" else "~"),
+                            ha="center", va="center", fontsize=5.5,
+                            color="k" if abs(zs[b, a]) < 0.6 * lim else "w")
+            ax.axvline(1.0, color="grey", lw=0.8, ls=":")
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xticks(xs)
+            ax.set_xticklabels([f"{v:g}" for v in xs], fontsize=7)
+            ax.set_yticks(ys)
+            ax.set_yticklabels([f"{v:g}" for v in ys], fontsize=7)
+            ax.minorticks_off()
+            ax.set_xlabel("n/d", fontsize=8)
+            ax.set_ylabel("true rank s" if pl["y"] == "s" else f"tail alpha ({pl['family']})",
+                          fontsize=8)
+            ax.set_title(f"{name}, LoRA rank: {rule}", fontsize=9)
+            cb = fig.colorbar(mesh, ax=ax, fraction=0.05, pad=0.02)
+            cb.ax.tick_params(labelsize=6)
+            if j == len(names) - 1:
+                cb.set_label("log2(LoRA/FFT), simulated", fontsize=7)
+    fig.suptitle("Where LoRA beats FFT (blue): simulated boundary solid, sharp prediction "
+                 "dashed; cell text = LoRA/FFT, '~' = within 4 SE", fontsize=9)
+    return _save(fig, path)
+
+
+def axes_figure(summary, path: Path) -> Path | None:
+    rule = summary["rank_rule"]
+    pts = summary["points"]
+    panels = [("tail", "stable_rank", "stable rank of Delta* Sigma^(1/2)"),
+              ("snr", "snr", "SNR = ||Delta* Sigma^(1/2)||_F^2/(k sigma^2)"),
+              ("misalignment", "theta_deg",
+               "rotation angle theta (deg); eps = |high - low| sin(theta) cos(theta)")]
+    panels = [pn for pn in panels if any(p["axis"] == pn[0] for p in pts)]
+    if not panels:
+        return None
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.7), squeeze=False)
+    for ax, (axis, key, label) in zip(axes[0], panels):
+        sel = [p for p in pts if p["axis"] == axis]
+        groups = sorted({(p["family"], p["n_over_d"]) for p in sel})
+        if axis == "tail":      # a readable subset: n/d nearest 0.5, 2 and the largest
+            nd = sorted({g[1] for g in groups})
+            keep = {_closest([v for v in nd if v < 1], 0.5), _closest([v for v in nd if v > 1], 2.0),
+                    max(nd)}
+            groups = [g for g in groups if g[1] in keep]
+        cmap = plt.get_cmap("tab10")
+        for g, (fam, ratio) in enumerate(groups):
+            gp = sorted((p for p in sel if (p["family"], p["n_over_d"]) == (fam, ratio)),
+                        key=lambda p: p[key])
+            br = [p["by_rule"][rule] for p in gp]
+            xs = [p[key] for p in gp]
+            c = cmap(g % 10)
+            ax.errorbar(xs, [b["ratio_sim"] for b in br],
+                        yerr=[2 * b["diff_se"] / p["fft_mean"] for b, p in zip(br, gp)],
+                        color=c, marker="o" if fam != "exp" else "s", ms=3, lw=1,
+                        label=f"{fam}, n/d={ratio:g}")
+            if all(b["ratio_pred"] is not None for b in br):
+                ax.plot(xs, [b["ratio_pred"] for b in br], color=c, ls="--", lw=1)
+        ax.axhline(1.0, color="k", lw=0.8)
+        if axis != "misalignment":
+            ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel(label, fontsize=8)
+        ax.set_ylabel(f"LoRA/FFT (rank rule: {rule})")
+        ax.legend(fontsize=6)
+    fig.suptitle("LoRA/FFT along the other axes: simulated (+-2 SE), sharp prediction dashed",
+                 fontsize=9)
+    return _save(fig, path)
+
+
+def make_figures(summary: dict, out_dir, prefix: str = "sensitivity") -> dict:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    made = {}
+    for name, fn in (("rank-curves", rank_curves), ("optimal-rank", optimal_rank),
+                     ("phase", phase), ("axes", axes_figure)):
+        p = fn(summary, out_dir / f"{prefix}-{name}.pdf")
+        if p is not None:
+            made[f"figure_{name}"] = p
+    return made
