@@ -251,6 +251,23 @@ def lora_risk_sharp(d, k, n, sigma, sv, r, *, regime=None, noise_quantiles=True,
     signal_scale = s2 * N * g["signal_unit"]
     kept_scale = noise_scale if mapping == "theory" else None
     r_eff = min(int(r), m)                      # P_r of an m x N matrix has rank <= m
+    if r_eff == m and keep_coeff == 3.0 and noise_shift == 1 and mapping == "split":
+        # P_r is the identity: LoRA *is* FFT, and FFT's risk is exact (THEORY 3).  The
+        # per-component accounting below assumes r << m and would overcount here.
+        fnorm2 = sum(v * v for v in vals)
+        if g["regime"] == "under":
+            exact = fft_risk(d, k, n, sigma, fnorm2=fnorm2)
+            bias = (1 - n / d) * fnorm2
+        else:
+            exact = fft_risk(d, k, n, sigma)
+            bias = 0.0
+        xs = [math.sqrt(n) * v / (float(sigma) * math.sqrt(N)) for v in vals]
+        return {"risk": exact, "bias": bias, "variance": exact - bias, "kept_spikes":
+                sum(1 for x_ in xs if x_ > beta ** 0.25), "kept_noise": m - sum(
+                    1 for x_ in xs if x_ > beta ** 0.25), "components": [], "regime": g["regime"],
+                "N": N, "m": m, "beta": beta, "x": xs, "sample_side": side,
+                "noise_scale": noise_scale, "signal_scale": signal_scale, "mapping": mapping,
+                "noise_quantiles": bool(noise_quantiles), "exact": True}
     xs = [math.sqrt(n) * s / (float(sigma) * math.sqrt(N)) for s in vals]
     bias = (1 - n / d) * sum(v * v for v in vals) if g["regime"] == "under" else 0.0
     variance = 0.0
@@ -272,7 +289,7 @@ def lora_risk_sharp(d, k, n, sigma, sv, r, *, regime=None, noise_quantiles=True,
                 cost_sig, cost_noise = 0.0, kept_scale * err
             else:
                 along, orth = _keep_split(x, beta, side)
-                along += (keep_coeff - 3) * beta / x2       # only for negative controls
+                orth += (keep_coeff - 3) * beta / x2        # only for negative controls
                 cost_sig, cost_noise = signal_scale * along, noise_scale * orth
             variance += cost_sig + cost_noise
             row.update(err=err, risk=cost_sig + cost_noise)
@@ -292,7 +309,7 @@ def lora_risk_sharp(d, k, n, sigma, sv, r, *, regime=None, noise_quantiles=True,
             "kept_spikes": kept_spikes, "kept_noise": kept_noise, "components": components,
             "regime": g["regime"], "N": N, "m": m, "beta": beta, "x": xs,
             "sample_side": side, "noise_scale": noise_scale, "signal_scale": signal_scale,
-            "mapping": mapping, "noise_quantiles": bool(noise_quantiles)}
+            "mapping": mapping, "noise_quantiles": bool(noise_quantiles), "exact": False}
 
 
 def fft_risk(d, k, n, sigma, fnorm2=None) -> float:

@@ -1,0 +1,399 @@
+"""The sharp asymptotic excess risk of LoRA (THEORY 4.3), both regimes -- beyond the paper.
+
+Starting from the deterministic reduction of THEORY 4.1 (derivations ``lora_decomp_over`` /
+``lora_decomp_under``): LoRA truncates the spiked matrix ``M + G`` (over) or ``M + E`` (under).
+The chain is
+
+1. the spiked truncated-SVD facts (observed singular value and both squared cosines of a
+   spike; *literature*: Benaych-Georges & Nadakuditi 2012, Gavish & Donoho 2014), each checked
+   by simulating the normalised spiked model at growing size (checker ``spiked``, below);
+2. the per-component error algebra, exact in SymPy: the keep cost ``1 + beta + 3 beta/x^2``, its
+   split into the part along the sample-side signal vector and the orthogonal part, the keep-iff
+   quartic ``x^4 - (1 + beta) x^2 - 3 beta > 0`` and its root ``x*``;
+3. the two risk weights on the sample side, by Monte Carlo at small size where an off-by-one is
+   visible: noise directions weigh ``tr(Sigma S^{-1})/d = 1/(n - d - 1)`` (over) resp.
+   ``tr((X^T X)^{-1})/n = 1/(d - n - 1)`` (under); signal directions ``1/n`` resp. ``1/d``;
+4. the statement -- ``E R(Delta_L) ~ R_sharp(r)`` of ``numeric.sharp.lora_risk_sharp`` -- checked
+   by the ``convergence`` checker against a simulation of the actual LoRA estimator at growing
+   dimensions (all of ``d, k, n`` scaled, spikes ``x_i`` fixed).
+
+The statement is an **asymptotic approximation**: it is exact only in the proportional limit.
+THEORY.md's first-order mapping (every kept error at the noise scale) is carried as a negative
+control: it is the ``n/d -> infinity`` (resp. ``d/n -> infinity``) limit and is 6-25 % off at
+the fixed aspect ratios used here, which the simulation detects.
+"""
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import numpy as np
+import sympy as sp
+
+from numeric import estimators, sharp
+from numeric.device import generator, randn, resolve
+from numeric.errors import InputError
+from numeric.instances import torch_instance
+from numeric.params import make_params
+from numeric.stats import summarize
+from symbolic.ops import Expect, Frob2, PInv
+
+from ..checkers import checker, stable_seed
+from ..common import (Delta, S, Sigma, SigmaHalf, X, d, half, hp_sizes, k, n, r, require, risk,
+                      sigma, sym)
+from ..core import Certificate, Control, Derivation, Justification, Statement, Step
+
+ORDER = 45
+
+x, beta = sym("x"), sym("beta")
+yhat_s, c2m_s, c2N_s, Rsharp = (sym(s) for s in ("yhat", "cos2m", "cos2N", "Rsharp"))
+DeltaL = sym("DeltaL")
+
+# ------------------------------------------------------------------ spiked-model closed forms
+YHAT = sp.sqrt((x + 1 / x) * (x + beta / x))
+C2M = (x ** 4 - beta) / (x ** 4 + beta * x ** 2)
+C2N = (x ** 4 - beta) / (x ** 4 + x ** 2)
+KEEP = 1 + beta + 3 * beta / x ** 2
+XSTAR2 = ((1 + beta) + sp.sqrt(beta ** 2 + 14 * beta + 1)) / 2
+# the keep cost as ||yhat u_hat v_hat^T - x u v^T||^2, with the closed forms substituted
+KEEP_FROM_SVD = YHAT ** 2 + x ** 2 - 2 * x * YHAT * sp.sqrt(C2M) * sp.sqrt(C2N)
+ALONG_N = YHAT ** 2 * C2N - 2 * x * YHAT * sp.sqrt(C2M) * sp.sqrt(C2N) + x ** 2
+ORTH_N = YHAT ** 2 * (1 - C2N)
+ALONG_M = YHAT ** 2 * C2M - 2 * x * YHAT * sp.sqrt(C2M) * sp.sqrt(C2N) + x ** 2
+ORTH_M = YHAT ** 2 * (1 - C2M)
+
+# the spiked-model simulation: points (x, beta) and the size of the smaller side at scale 1
+_SPIKE_POINTS = ((2.0, 0.5), (1.5, 0.25))
+_SPIKE_M0 = 25
+
+
+@lru_cache(maxsize=256)
+def _spiked_sim(xv, bv, m, trials, seed):
+    """Top singular triple of ``Y = x e1 e1^T + Z/sqrt(N)`` (``m x N``), ``trials`` draws.
+
+    The signal's singular vectors can be taken as ``e1`` because ``Z`` is orthogonally invariant.
+    Returns per-draw ``(yhat, cos^2 on the m side, cos^2 on the N side)`` as numpy arrays.
+    """
+    import torch
+
+    N = int(round(m / bv))
+    gen = generator(seed)
+    out = []
+    for start in range(0, trials, 200):
+        b = min(200, trials - start)
+        Y = randn((b, m, N), gen, "cpu") / math.sqrt(N)
+        Y[:, 0, 0] += xv
+        w, u = torch.linalg.eigh(Y @ Y.transpose(-1, -2))      # m x m Gram: cheaper than an SVD
+        s1 = w[:, -1].clamp_min(0).sqrt()
+        u1 = u[:, :, -1]
+        v1 = (Y.transpose(-1, -2) @ u1.unsqueeze(-1)).squeeze(-1) / s1.unsqueeze(-1)
+        out.append(torch.stack([s1, u1[:, 0] ** 2, v1[:, 0] ** 2], dim=1))
+    return torch.cat(out).numpy()
+
+
+_SPIKE_QUANTITY = {"yhat": 0, "cos2m": 1, "cos2N": 2}
+
+
+@checker("spiked")
+def check_spiked(step, derivation, cfg) -> Certificate:
+    """A spiked-model limit ``lhs ~ rhs(x, beta)``: simulate the normalised spiked matrix at
+    ``m = m0 * scale`` for each of ``cfg.asym_scales`` and judge with the convergence rule
+    (``derivations.extra_checkers.convergence.judge``) at every ``(x, beta)`` point."""
+    from ..extra_checkers.convergence import judge
+
+    col = _SPIKE_QUANTITY[step.options["quantity"]]
+    f = sp.lambdify((x, beta), step.rhs, "math")
+    verdicts, per_point = [], []
+    for i, (xv, bv) in enumerate(step.options.get("points", _SPIKE_POINTS)):
+        rows = []
+        for scale in cfg.asym_scales:
+            m = _SPIKE_M0 * int(scale)
+            vals = _spiked_sim(xv, bv, m, cfg.asym_trials,
+                               stable_seed(cfg.seed, "spiked", xv, bv, m))[:, col]
+            rows.append({"scale": scale, "dims": {"m": m, "N": int(round(m / bv))},
+                         "formula": float(f(xv, bv)), "mean": float(vals.mean()),
+                         "se": float(vals.std(ddof=1) / math.sqrt(len(vals))),
+                         "trials": len(vals)})
+        v, summary, ev = judge(rows, cfg)
+        verdicts.append(v)
+        per_point.append({"x": xv, "beta": bv, "verdict": v, "summary": summary, **ev})
+    ok = all(v == "pass" for v in verdicts)
+    text = "; ".join(f"x={p['x']:g}, beta={p['beta']:g}: {p['summary']}" for p in per_point)
+    return Certificate("spiked", "pass" if ok else "fail", {"points": per_point}, 0.0, text)
+
+
+# ------------------------------------------------------------------------ formula and simulator
+def _weighted_sv(p) -> list[float]:
+    """Singular values of ``Delta* Sigma^{1/2}`` of the instance (``shift_sv`` when isotropic)."""
+    if p.isotropic:
+        return sorted((float(v) for v in p.shift_sv), reverse=True)
+    inst = torch_instance(p)
+    s = np.linalg.svd((inst["Delta"] @ inst["SigmaHalf"]).numpy(), compute_uv=False)
+    return [float(v) for v in s[: len(p.shift_sv)]]
+
+
+def _validate(regime):
+    def validate(p):
+        if regime == "over":
+            require(p.n > p.d + 1, f"lora_sharp_over needs n > d + 1 (overdetermined, inverse-"
+                                   f"Wishart mean), got n = {p.n}, d = {p.d}")
+        else:
+            require(p.d > p.n + 1, f"lora_sharp_under needs d > n + 1 (underdetermined), got "
+                                   f"d = {p.d}, n = {p.n}")
+            require(p.isotropic, "lora_sharp_under assumes Sigma = I (leave cov_eigs empty); the "
+                                 "general-covariance case has a cross term (THEORY 4.1/5)")
+    return validate
+
+
+def _formula(regime, **kw):
+    def formula(p):
+        _validate(regime)(p)
+        return sharp.lora_risk_sharp(p.d, p.k, p.n, p.sigma, _weighted_sv(p), p.r, regime=regime,
+                                     **kw)["risk"]
+    return formula
+
+
+def _simulate(regime):
+    def simulate(p, trials, gen, device):
+        import torch
+
+        _validate(regime)(p)
+        inst = torch_instance(p, device)
+        fit = estimators.lora_over if regime == "over" else estimators.lora_under
+        out = []
+        for start in range(0, trials, 500):
+            b = min(500, trials - start)
+            Xb, Rb = estimators.sample_data(inst, b, gen, device)
+            out.append(estimators.excess_risk(fit(Xb, Rb, p.r), inst["Delta"], inst["SigmaHalf"]))
+        return torch.cat(out)
+    return simulate
+
+
+def _details(regime):
+    def details(p):
+        _validate(regime)(p)
+        sv = _weighted_sv(p)
+        res = sharp.lora_risk_sharp(p.d, p.k, p.n, p.sigma, sv, p.r, regime=regime)
+        fnorm2 = sum(v * v for v in p.shift_sv)
+        fft = sharp.fft_risk(p.d, p.k, p.n, p.sigma, fnorm2=fnorm2)
+        r_opt = sharp.optimal_rank(p.d, p.k, p.n, p.sigma, sv, regime=regime)
+        r_opt_x = sharp.optimal_rank(p.d, p.k, p.n, p.sigma, sv, regime=regime, mapping="theory")
+        best = sharp.lora_risk_sharp(p.d, p.k, p.n, p.sigma, sv, r_opt, regime=regime)["risk"]
+        return {"regime": res["regime"], "N": res["N"], "beta": res["beta"],
+                "x": ", ".join(f"{v:.4g}" for v in res["x"]),
+                "bias": res["bias"], "variance": res["variance"],
+                "kept_spikes": res["kept_spikes"], "kept_noise": res["kept_noise"],
+                "keep_threshold_x*": sharp.keep_threshold(res["beta"]),
+                "keep_threshold_at_this_aspect_ratio": sharp.effective_threshold(
+                    p.d, p.k, p.n, regime),
+                "optimal_rank": r_opt, "optimal_rank_asymptotic_x*": r_opt_x,
+                "risk_at_optimal_rank": best,
+                "fft_risk_exact": fft, "lora_over_fft_ratio": res["risk"] / fft,
+                "theory_first_order_mapping_risk": sharp.lora_risk_sharp(
+                    p.d, p.k, p.n, p.sigma, sv, p.r, regime=regime, mapping="theory")["risk"],
+                "approximation": "asymptotic (proportional limit); MP quantiles for kept noise"}
+    return details
+
+
+# ---------------------------------------------------------------------- convergence sequences
+# base sizes at scale 1 (ratios fixed as all of d, k, n are scaled) and the normalised spikes x_i
+# (the singular values are set so that x_i stays fixed: sv = x sigma sqrt(N/n)).
+_CONV = {
+    "over": dict(d=25, k=25, n=50, r=3, sigma=1.0, xs=(3.0, 2.0, 1.6, 0.5)),
+    "under": dict(d=60, k=40, n=40, r=4, sigma=1.0, xs=(2.5, 1.8, 1.6, 0.5)),
+}
+
+
+def _conv_params(regime, scale, seed) -> "object":
+    c = _CONV[regime]
+    dd, kk, nn = (int(c[key] * scale) for key in ("d", "k", "n"))
+    N = max(kk, dd) if regime == "over" else max(kk, nn)
+    sv = tuple(xv * c["sigma"] * math.sqrt(N / nn) for xv in c["xs"])
+    return make_params(d=dd, k=kk, n=nn, r=c["r"], sigma=c["sigma"], shift_sv=sv, seed=seed)
+
+
+@lru_cache(maxsize=64)
+def _conv_sim(regime, scale, trials, seed, device):
+    p = _conv_params(regime, scale, seed)
+    gen = generator(stable_seed(seed, "lora_sharp", regime, "conv", scale))
+    s = summarize(_simulate(regime)(p, trials, gen, resolve(device)))
+    return s.mean, s.se, s.trials
+
+
+def _convergence(regime):
+    def rows(cfg, formula=None):
+        formula = formula or _formula(regime)
+        out = []
+        for scale in cfg.asym_scales:
+            p = _conv_params(regime, scale, cfg.seed)
+            mean, se, trials = _conv_sim(regime, scale, cfg.asym_trials, cfg.seed, str(cfg.device))
+            out.append({"scale": scale, "dims": {"d": p.d, "k": p.k, "n": p.n, "r": p.r},
+                        "formula": float(formula(p)), "mean": mean, "se": se, "trials": trials})
+        return out
+    return rows
+
+
+# ------------------------------------------------------------------------------------- steps
+def _keep_iff_sides(c14=14):
+    """``x^4 - (1 + beta) x^2 - 3 beta`` at ``x^2 = x*^2`` (with ``c14`` in place of 14)."""
+    xs2 = ((1 + beta) + sp.sqrt(beta ** 2 + c14 * beta + 1)) / 2
+    return xs2 ** 2 - (1 + beta) * xs2 - 3 * beta
+
+
+def _spiked_steps():
+    lit = ("Benaych-Georges & Nadakuditi (2012), Adv. Math. 231; Gavish & Donoho (2014), "
+           "IEEE Trans. Inf. Theory 60")
+    return (
+        Step("spike-sv", yhat_s, "~", YHAT,
+             Justification("literature", r"top singular value of $Y = x\,u v^\top + Z/\sqrt N$ "
+                           r"($m\times N$, $\beta = m/N$) for $x > \beta^{1/4}$", lit),
+             ("spiked",), options={"quantity": "yhat"},
+             note="simulated at m = 25, 50, 100(, 200) with N = m/beta"),
+        Step("spike-cos-m", c2m_s, "~", C2M,
+             Justification("literature", r"squared cosine of the observed and true singular "
+                           r"vectors on the smaller ($m$) side", lit),
+             ("spiked",), options={"quantity": "cos2m"}),
+        Step("spike-cos-N", c2N_s, "~", C2N,
+             Justification("literature", r"squared cosine on the larger ($N$) side", lit),
+             ("spiked",), options={"quantity": "cos2N"}),
+        Step("keep-cost", KEEP_FROM_SVD, "=", KEEP,
+             Justification("algebra", r"$\lVert \hat y\,\hat u\hat v^\top - x\,u v^\top\rVert_F^2 "
+                           r"= \hat y^2 + x^2 - 2x\hat y\,c_m c_N$ with the three limits above"),
+             ("symbolic",)),
+        Step("split-N", ALONG_N, "=", beta * (1 + 1 / x ** 2 - beta / x ** 4),
+             Justification("algebra", r"part of the keep cost along the true signal vector when "
+                           r"the data (sample) side is the larger side: $\hat y^2 c_N^2 - 2x\hat y\,"
+                           r"c_m c_N + x^2$; the orthogonal rest is $\hat y^2(1 - c_N^2) = "
+                           r"(1 + \beta/x^2)^2$ (step \emph{orth-N})"),
+             ("symbolic",)),
+        Step("orth-N", ORTH_N, "=", (1 + beta / x ** 2) ** 2,
+             Justification("algebra", r"$\hat y^2 (1 - c_N^2)$, the error orthogonal to the signal "
+                           r"on the sample side: it is weighted like noise"), ("symbolic",)),
+        Step("split-m", ALONG_M + ORTH_M, "=", KEEP,
+             Justification("algebra", r"when the sample side is the smaller side the split is "
+                           r"$1 + \beta/x^2 - \beta/x^4$ along and $\beta(1 + 1/x^2)^2$ orthogonal; "
+                           r"both splits add up to the keep cost"), ("symbolic",)),
+        Step("keep-iff", _keep_iff_sides(), "=", 0,
+             Justification("algebra", r"keep cost $=$ drop cost $x^2$ $\iff$ "
+                           r"$x^4 - (1+\beta)x^2 - 3\beta = 0$, whose positive root is $x^{*2} = "
+                           r"[(1+\beta) + \sqrt{\beta^2 + 14\beta + 1}]/2$ (substituted here)"),
+             ("symbolic",),
+             note="the optimal LoRA rank counts the spikes with x > x* (asymptotically)"),
+    )
+
+
+def _scale_steps(regime):
+    if regime == "over":
+        return (
+            Step("noise-weight", Expect(sp.Trace(Sigma * S.I), X), "=", d / (n - d - 1),
+                 Justification("lemma", r"a noise direction (independent of $X$) is weighted by "
+                               r"$S^{-1/2}\Sigma S^{-1/2}$; its average $\operatorname{tr}(\Sigma "
+                               r"S^{-1})/d$ has mean $1/(n-d-1)$ (inverse Wishart): the variance "
+                               r"scale $\sigma^2 N/(n - d - 1)$",
+                               "Muirhead (1982), Thm 3.2.12"), ("mc",)),
+            Step("signal-weight", Expect(Frob2(Delta * S ** half), X), "=",
+                 n * Frob2(Delta * SigmaHalf),
+                 Justification("expectation", r"$\mathbb E S = n\Sigma$: the signal singular values "
+                               r"are $\sqrt n\,\sigma_i(\Delta^*\Sigma^{1/2})$, so $x_i = \sqrt n\,"
+                               r"\sigma_i/(\sigma\sqrt N)$ and a signal direction weighs $1/n$ (a "
+                               r"dropped spike costs $\sigma_i^2(\Delta^*\Sigma^{1/2})$)"), ("mc",)),
+        )
+    Xp = PInv(X)
+    P = X * Xp
+    return (
+        Step("noise-weight", Expect(sp.Trace((X.T * X).I), X), "=", n / (d - n - 1),
+             Justification("lemma", r"a noise direction in $\mathbb R^n$ is weighted by "
+                           r"$(X^\top X)^{-1}$, $X^\top X\sim\mathcal W_n(I, d)$: mean "
+                           r"$1/(d - n - 1)$ per direction, the variance scale $\sigma^2 N/(d-n-1)$",
+                           "Muirhead (1982), Thm 3.2.12"), ("mc",)),
+        Step("signal-weight", Expect(Frob2(Delta * P), X), "=", (n / d) * Frob2(Delta),
+             Justification("expectation", r"$P = XX^+$ is a uniformly random rank-$n$ projection: a "
+                           r"signal direction ($\propto X^\top v$, squared length $\approx n$) weighs "
+                           r"$1/d$ and a dropped spike costs $(n/d)\sigma_i^2$"), ("mc",)),
+    )
+
+
+_MC_BASE = {"over": dict(d=4, k=3, n=12, r=1, sigma=1.0, shift_sv=(3.0, 2.0, 1.0),
+                         cov_eigs=(4.0, 2.0, 1.0, 0.5)),
+            "under": dict(d=12, k=3, n=4, r=1, sigma=1.0, shift_sv=(3.0, 2.0, 1.0))}
+
+
+def _make(regime) -> Derivation:
+    title = {"over": "LoRA, overdetermined: sharp asymptotic excess risk at rank r",
+             "under": "LoRA, underdetermined (Sigma = I): sharp asymptotic excess risk at rank r"}
+    wrong_scale = {"over": d / (n - d), "under": n / (d - n)}
+    f = _formula(regime)
+    steps = _spiked_steps() + _scale_steps(regime)
+    if regime == "over":
+        assumptions = (r"$x\sim\mathcal N(0,\Sigma)$, $\Sigma$ symmetric positive definite; noise "
+                       r"$\mathcal N(0,\sigma^2 I_k)$; $n > d + 1$",
+                       r"$\hat\Delta_L = P_r(RX^\top S^{-1/2})S^{-1/2}$, the global minimiser "
+                       r"(reduction of THEORY 4.1: derivation lora\_decomp\_over)",
+                       r"proportional limit: $d, k, n\to\infty$ with $d/n$, $k/d$ fixed and the "
+                       r"normalised spikes $x_i = \sqrt n\,\sigma_i(\Delta^*\Sigma^{1/2})/(\sigma"
+                       r"\sqrt N)$ fixed, $N = \max(k, d)$, $\beta = \min(k,d)/N$")
+        summary = (r"LoRA's risk at rank $r$ is the FFT-style noise cost of the kept components "
+                   r"plus the signal it drops: $\mathcal R_{\mathrm{sharp}}(r) = \sum_{\text{dropped}}"
+                   r"\sigma_i^2 + \sum_{\text{kept spikes}}[\tfrac{\sigma^2 N}{n}a(x_i) + "
+                   r"\tfrac{\sigma^2 N}{n-d-1}o(x_i)] + \tfrac{\sigma^2 N}{n-d-1}\sum_{j}"
+                   r"\lambda_j^{\mathrm{MP}}$ with $a + o = 1 + \beta + 3\beta/x^2$.")
+    else:
+        assumptions = (r"$x\sim\mathcal N(0, I_d)$; noise $\mathcal N(0,\sigma^2 I_k)$; $d > n + 1$",
+                       r"$\hat\Delta_L = P_r(R)X^+$, the minimum-norm global minimiser "
+                       r"(reduction of THEORY 4.1: derivation lora\_decomp\_under)",
+                       r"proportional limit: $d, k, n\to\infty$ with ratios and $x_i = \sqrt n\,"
+                       r"\sigma_i(\Delta^*)/(\sigma\sqrt N)$ fixed, $N = \max(k, n)$, "
+                       r"$\beta = \min(k, n)/N$")
+        summary = (r"Underdetermined, LoRA pays FFT's bias $(1 - n/d)\lVert\Delta^*\rVert_F^2$ "
+                   r"in full, the dropped signal at weight $n/d$, and the kept components at the "
+                   r"noise scale $\sigma^2 N/(d - n - 1)$ (orthogonal part) and $\sigma^2 N/d$ "
+                   r"(part along the signal).")
+    controls = (
+        Control("keep cost 2beta", r"keep cost $1 + \beta + 2\beta/x^2$ in the risk formula",
+                "statement", formula=_formula(regime, keep_coeff=2.0)),
+        Control("keep cost 4beta", r"keep cost $1 + \beta + 4\beta/x^2$ in the risk formula",
+                "statement", formula=_formula(regime, keep_coeff=4.0)),
+        Control("first-order mapping", r"THEORY.md's first-order mapping: every kept error at the "
+                r"noise scale (exact only as the aspect ratio $\to\infty$)", "statement",
+                formula=_formula(regime, mapping="theory")),
+        Control("keep cost 2beta (algebra)", r"step \emph{keep-cost} with $2\beta/x^2$",
+                "keep-cost", rhs=1 + beta + 2 * beta / x ** 2),
+        Control("keep cost 4beta (algebra)", r"step \emph{keep-cost} with $4\beta/x^2$",
+                "keep-cost", rhs=1 + beta + 4 * beta / x ** 2),
+        Control("threshold 10beta", r"$x^{*2} = [(1+\beta) + \sqrt{\beta^2 + 10\beta + 1}]/2$",
+                "keep-iff", lhs=_keep_iff_sides(10)),
+        Control("variance scale off by one", r"step \emph{noise-weight} with "
+                + (r"$d/(n-d)$" if regime == "over" else r"$n/(d-n)$"),
+                "noise-weight", rhs=wrong_scale[regime]),
+        Control("cosine sides swapped", r"step \emph{spike-cos-m} with the $N$-side formula",
+                "spike-cos-m", rhs=C2N),
+        Control("observed sv without beta", r"step \emph{spike-sv} with $\sqrt{(x + 1/x)^2}$",
+                "spike-sv", rhs=x + 1 / x),
+    )
+    base = _MC_BASE[regime]
+    return Derivation(
+        id=f"lora_sharp_{regime}",
+        title=title[regime],
+        regime="overdetermined" if regime == "over" else "underdetermined",
+        assumptions=assumptions,
+        definitions=(("S", X * X.T),),
+        steps=steps,
+        statement=Statement(Expect(risk(DeltaL), X, sym("E")), "~", Rsharp, "asymptotic",
+                            (r"$n > d + 1$" if regime == "over" else r"$d > n + 1$, $\Sigma = I$",
+                             r"the simulation scales $d, k, n$ together at fixed spikes $x_i$"),
+                            checks=("convergence",)),
+        controls=controls,
+        validate=_validate(regime),
+        formula=f,
+        simulate=_simulate(regime),
+        hp_params=lambda cfg: hp_sizes(cfg, base),
+        mc_params=lambda cfg: [make_params(**base, seed=cfg.seed)],
+        check_points=lambda cfg: [_conv_params(regime, s, cfg.seed) for s in cfg.asym_scales],
+        summary=summary,
+        references=("Benaych-Georges & Nadakuditi (2012)", "Gavish & Donoho (2014)",
+                    "Marchenko & Pastur (1967)", "Muirhead (1982), Thm 3.2.12"),
+        extra={"convergence": _convergence(regime), "evaluate_details": _details(regime)},
+    )
+
+
+DERIVATIONS = [_make("over"), _make("under")]

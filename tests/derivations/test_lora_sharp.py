@@ -1,0 +1,110 @@
+"""lora_sharp_over / lora_sharp_under: steps certified, every negative control rejected, the
+CLI contract (evaluate = sharp risk with details, simulate = the LoRA estimator), and agreement
+of evaluate and simulate at moderate size (a slow d = k = 200 version too)."""
+import pytest
+
+from derivations import get, registry
+from derivations.cli import evaluate_point, main, simulate_point
+from numeric import sharp
+from numeric.errors import InputError
+from numeric.params import make_params
+
+IDS = ["lora_sharp_over", "lora_sharp_under"]
+
+
+def test_listed():
+    for i in IDS:
+        assert i in registry() and get(i).kind == "asymptotic"
+
+
+@pytest.mark.parametrize("der_id", IDS)
+def test_steps_and_statement_pass(audit_cache, der_id):
+    res = audit_cache(der_id)
+    bad = [(s["id"], c["method"], c["summary"]) for s in res["steps"] for c in s["certificates"]
+           if c["verdict"] != "pass"]
+    assert not bad, bad
+    cert = res["statement"]["certificates"][0]
+    assert cert["method"] == "convergence" and cert["verdict"] == "pass", cert["summary"]
+    assert len(cert["evidence"]["rows"]) >= 2 and cert["evidence"]["powered"]
+
+
+@pytest.mark.parametrize("der_id", IDS)
+def test_every_control_rejected(audit_cache, der_id):
+    res = audit_cache(der_id)
+    names = {c["name"] for c in res["controls"]}
+    assert {"keep cost 2beta", "keep cost 4beta", "threshold 10beta",
+            "variance scale off by one", "first-order mapping"} <= names
+    missed = [c["name"] for c in res["controls"] if not c["rejected"]]
+    assert not missed, f"wrong statements that passed: {missed}"
+    # rejected by a failing check, not by an error
+    for c in res["controls"]:
+        assert any(x["verdict"] == "fail" for x in c["certificates"]), c["name"]
+    assert res["verdict"] == "pass"
+
+
+def test_evaluate_details_and_value():
+    p = make_params(d=200, k=200, n=400, r=3, sigma=1.0, shift_sv=(3.0, 2.0, 1.5), seed=1)
+    ev = evaluate_point("lora_sharp_over", p)
+    assert ev["value"] == pytest.approx(sharp.lora_risk_sharp(200, 200, 400, 1.0, (3, 2, 1.5), 3)["risk"])
+    det = ev["details"]
+    assert det["bias"] + det["variance"] == pytest.approx(ev["value"])
+    assert det["fft_risk_exact"] == pytest.approx(200 * 200 / 199)
+    assert det["lora_over_fft_ratio"] == pytest.approx(ev["value"] / det["fft_risk_exact"])
+    assert det["optimal_rank"] == sharp.optimal_rank(200, 200, 400, 1.0, (3, 2, 1.5))
+    assert det["kept_spikes"] == 3 and det["kept_noise"] == 0
+
+
+def test_over_with_covariance_uses_weighted_singular_values():
+    p = make_params(d=8, k=4, n=40, r=1, shift_sv=(2.0,), cov_eigs=(4.0,) + (1.0,) * 7, seed=2)
+    val = evaluate_point("lora_sharp_over", p)["value"]
+    assert val != pytest.approx(sharp.lora_risk_sharp(8, 4, 40, 1.0, (2.0,), 1)["risk"])
+
+
+@pytest.mark.parametrize("der_id,point,match", [
+    ("lora_sharp_over", dict(d=20, k=5, n=21), "n > d \\+ 1"),
+    ("lora_sharp_under", dict(d=20, k=5, n=19), "d > n \\+ 1"),
+    ("lora_sharp_under", dict(d=20, k=5, n=8, cov_eigs=(2.0,) * 20), "Sigma = I"),
+])
+def test_bad_input(der_id, point, match):
+    with pytest.raises(InputError, match=match):
+        evaluate_point(der_id, make_params(**point))
+
+
+def test_cli_exit_codes(capsys):
+    assert main(["evaluate", "lora_sharp_under", "--set", "d=60", "k=20", "n=20", "r=2",
+                 "shift_sv=4,2"]) == 0
+    out = capsys.readouterr().out
+    assert "lora_sharp_under" in out and "optimal_rank" in out
+    assert main(["evaluate", "lora_sharp_under", "--set", "d=20", "k=5", "n=19"]) == 2
+
+
+# evaluate vs simulate: CI-sized (d = k = 60) and slow (d = k = 200), both regimes, several
+# spike configurations and ranks (including kept noise directions and dropped spikes)
+def _points(dim):
+    over = [dict(d=dim, k=dim, n=2 * dim, shift_sv=sv, r=r) for sv, r in
+            (((3.0, 2.0, 1.5), 3), ((3.0, 2.0, 1.5), 1), ((3.0, 2.0, 1.5), 6),
+             ((4.0, 2.5, 2.0, 1.2, 0.8), 4))]
+    under = [dict(d=dim, k=dim, n=dim // 2, shift_sv=sv, r=r) for sv, r in
+             (((6.0, 4.0, 3.0), 3), ((6.0, 4.0, 3.0), 1), ((6.0, 4.0, 3.0), 6),
+              ((8.0, 5.0, 4.0, 2.5, 1.5), 4))]
+    return [("lora_sharp_over", p) for p in over] + [("lora_sharp_under", p) for p in under]
+
+
+def _agree(der_id, point, trials, tol):
+    p = make_params(**point, sigma=1.0, seed=7)
+    ev = evaluate_point(der_id, p)["value"]
+    sim = simulate_point(der_id, p, trials=trials, seed=3, device="cpu")
+    rel = abs(sim["mean"] / ev - 1)
+    assert rel < tol + 4 * sim["se"] / ev, (der_id, point, sim["mean"], sim["se"], ev)
+    return rel
+
+
+@pytest.mark.parametrize("der_id,point", _points(60)[::2] + _points(60)[1::4])
+def test_evaluate_matches_simulate_ci(der_id, point):
+    _agree(der_id, point, trials=300, tol=0.05)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("der_id,point", _points(200))
+def test_evaluate_matches_simulate_d200(der_id, point):
+    _agree(der_id, point, trials=300, tol=0.03)
