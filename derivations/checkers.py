@@ -179,6 +179,23 @@ def check_hp(step, derivation, cfg) -> Certificate:
 
 
 # --------------------------------------------------------------------------------- Monte Carlo
+def mc_verdict(rows, cfg):
+    """The Monte Carlo pass rule over comparison rows carrying ``z`` and ``detectable_rel``.
+
+    Fails when any ``|z|`` exceeds ``Z_PASS``, or when the comparison could not detect a
+    relative error of ``cfg.max_detectable`` (underpowered: a pass would prove nothing).
+    Returns ``(verdict, reason, worst |z|, worst detectable relative error)``.
+    """
+    worst_z = max(abs(r["z"]) for r in rows)
+    worst_det = max(r["detectable_rel"] for r in rows)
+    if worst_z > Z_PASS:
+        return "fail", f"|z| = {worst_z:.1f} > {Z_PASS:g}", worst_z, worst_det
+    if worst_det > cfg.max_detectable:
+        return ("fail", f"underpowered: detects only {100 * worst_det:.2g}% errors "
+                f"(> {100 * cfg.max_detectable:.2g}%)", worst_z, worst_det)
+    return "pass", f"max |z| = {worst_z:.2f}", worst_z, worst_det
+
+
 def mc_compare(step, derivation, cfg, params, outer_index: int, device):
     """One conditioning instance: paired draws of the step's random symbols; lhs - rhs."""
     import torch
@@ -229,15 +246,7 @@ def check_mc(step, derivation, cfg) -> Certificate:
         rows.append({"instance": i, "mean_lhs_minus_rhs": diff.mean, "se": diff.se,
                      "z": z, "rhs": scale, "detectable_rel": diff.detectable(scale),
                      "trials": diff.trials})
-    worst_z = max(abs(r["z"]) for r in rows)
-    worst_det = max(r["detectable_rel"] for r in rows)
-    if worst_z > Z_PASS:
-        verdict, why = "fail", f"|z| = {worst_z:.1f} > {Z_PASS:g}"
-    elif worst_det > cfg.max_detectable:
-        verdict, why = "fail", (f"underpowered: could only detect {100 * worst_det:.2g}% "
-                                f"> {100 * cfg.max_detectable:.2g}%")
-    else:
-        verdict, why = "pass", f"max |z| = {worst_z:.2f}"
+    verdict, why, worst_z, worst_det = mc_verdict(rows, cfg)
     return Certificate("mc", verdict,
                        {"instances": rows, "max_abs_z": worst_z, "max_detectable_rel": worst_det,
                         "z_threshold": Z_PASS, "device": str(device)}, 0.0,
@@ -265,14 +274,7 @@ def end_to_end_points(derivation, cfg, formula=None):
 @checker("end_to_end")
 def check_end_to_end(statement, derivation, cfg, formula=None) -> Certificate:
     rows, device = end_to_end_points(derivation, cfg, formula)
-    worst_z = max(abs(r["z"]) for r in rows)
-    worst_det = max(r["detectable_rel"] for r in rows)
-    if worst_z > Z_PASS:
-        verdict, why = "fail", f"|z| = {worst_z:.1f} > {Z_PASS:g}"
-    elif worst_det > cfg.max_detectable:
-        verdict, why = "fail", f"underpowered: detects only {100 * worst_det:.2g}% errors"
-    else:
-        verdict, why = "pass", f"max |z| = {worst_z:.2f}"
+    verdict, why, worst_z, worst_det = mc_verdict(rows, cfg)
     return Certificate("end_to_end", verdict,
                        {"points": rows, "max_abs_z": worst_z, "max_detectable_rel": worst_det,
                         "z_threshold": Z_PASS, "device": str(device)}, 0.0,

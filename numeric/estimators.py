@@ -73,3 +73,20 @@ def sample_data(inst: dict, batch: int, gen, device="cpu"):
     draws = draw_torch(("X", "E"), inst, batch, gen, device)
     X = draws["X"]
     return X, inst["Delta"] @ X + draws["E"]
+
+
+def simulate_risk(params, fit, trials: int, gen, device="cpu", chunk: int = 4000):
+    """Excess risks of ``fit(X, R)`` on ``trials`` simulated data sets (drawn in chunks).
+
+    The data are drawn from the instance of ``params`` (fixed ``Sigma`` and ``Delta*``), so this
+    is the end-to-end simulation of fine-tuning: sample data, fit, measure the exact risk.
+    """
+    from .instances import torch_instance
+
+    inst = torch_instance(params, device)
+    out = []
+    for start in range(0, trials, chunk):
+        b = min(chunk, trials - start)
+        X, R = sample_data(inst, b, gen, device)
+        out.append(excess_risk(fit(X, R), inst["Delta"], inst["SigmaHalf"]))
+    return torch.cat(out)

@@ -83,15 +83,7 @@ def formula_naive_bias(p):
 
 
 def simulate(p, trials, gen, device):
-    import torch
-
-    inst = torch_instance(p, device)
-    out = []
-    for start in range(0, trials, 2000):
-        b = min(2000, trials - start)
-        Xb, Rb = estimators.sample_data(inst, b, gen, device)
-        out.append(estimators.excess_risk(estimators.fft_under(Xb, Rb), inst["Delta"], inst["SigmaHalf"]))
-    return torch.cat(out)
+    return estimators.simulate_risk(p, estimators.fft_under, trials, gen, device, chunk=2000)
 
 
 def fixed_point(p, dps, perturb=1):

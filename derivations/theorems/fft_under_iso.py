@@ -41,17 +41,7 @@ def formula(p, bias_factor=True, shift=1, k_factor=True):
 
 
 def simulate(p, trials, gen, device):
-    import torch
-
-    from numeric.instances import torch_instance
-
-    inst = torch_instance(p, device)
-    out = []
-    for start in range(0, trials, 4000):
-        b = min(4000, trials - start)
-        Xb, Rb = estimators.sample_data(inst, b, gen, device)
-        out.append(estimators.excess_risk(estimators.fft_under(Xb, Rb), inst["Delta"], inst["SigmaHalf"]))
-    return torch.cat(out)
+    return estimators.simulate_risk(p, estimators.fft_under, trials, gen, device, chunk=4000)
 
 
 _BASE = dict(d=12, k=3, n=5, r=1, sigma=1.0, shift_sv=(3.0, 2.0, 1.0), cov_eigs=())
