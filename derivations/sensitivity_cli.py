@@ -86,7 +86,8 @@ def execute(cfg: dict, out_dir, device, *, fresh=False, progress=None, figures=T
             "sweep_seconds": t_sweep}
 
 
-def print_summary(res: dict, out=sys.stdout) -> None:
+def print_summary(res: dict, out=None) -> None:
+    out = out or sys.stdout
     s = res["summary"]
     rule = s["rank_rule"]
     print(f"\nsensitivity: {res['unique_points']} points ({res['computed']} computed, "
