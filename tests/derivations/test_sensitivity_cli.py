@@ -61,7 +61,7 @@ def test_run_writes_results_and_figures_then_resumes(tmp_path, capsys):
     first = data["rows"]
     # resume: nothing recomputed, same numbers
     assert main(argv + ["--no-figures"]) == 0
-    assert " 0 computed" in capsys.readouterr().out
+    assert "(0 computed" in capsys.readouterr().out
     assert json.loads((out / "results.json").read_text())["rows"] == first
 
 
