@@ -567,6 +567,7 @@ def summarize_sweep(sweep: dict, cfg: dict) -> dict:
                              gap_best_mean=r["gap_best_mean"], gap_best_se=r["gap_best_se"],
                              ratio_sim=r["ratio_sim"], lora_pred=r.get("pred"),
                              fft_pred=res["fft_pred"], ratio_pred=r.get("ratio_pred"),
+                             pred_bias=r.get("pred_bias"), pred_variance=r.get("pred_variance"),
                              pred_rel_err=r.get("rel_err"), pred_z=r.get("z"),
                              pred_agree=r.get("agree"), kept_spikes=r.get("kept_spikes"),
                              kept_noise=r.get("kept_noise")))
