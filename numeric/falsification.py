@@ -175,7 +175,9 @@ def run(grid: Grid | str = "quick", seed: int = 0, device="cpu", progress=None) 
         from zlib import crc32
 
         gen = generator((crc32(repr(sorted(c.items())).encode()) + 7919 * seed) & 0x7FFFFFFF)
-        with torch.no_grad():
+        from .lora_train import single_thread
+
+        with torch.no_grad(), single_thread(dev):     # small batched SVDs: 1 thread is faster
             rl, rf = paired_risks(c, grid.seeds, gen, dev)
         rows.append(summarize_cell(c, rl.cpu(), rf.cpu()))
     return {"grid": {k: v for k, v in grid.__dict__.items()}, "seed": seed, "rows": rows,
