@@ -32,7 +32,6 @@ import sympy as sp
 
 from numeric import estimators, sharp
 from numeric.device import generator, randn, resolve
-from numeric.errors import InputError
 from numeric.instances import torch_instance
 from numeric.params import make_params
 from numeric.stats import summarize
@@ -259,7 +258,8 @@ def convergence_study(regime, scales=(1, 2, 4, 8), trials=400, seed=0, device="c
         if r is not None:
             p = make_params(**{**p.as_dict(), "r": r})
         gen = generator(stable_seed(seed, "lora_sharp", regime, "study", scale, p.r))
-        smp = summarize(_simulate(regime)(p, trials, gen, resolve(device)))
+        dev = resolve(device) if isinstance(device, str) else device
+        smp = summarize(_simulate(regime)(p, trials, gen, dev))
         f = float((formula or _formula(regime))(p))
         rows.append({"scale": scale, "d": p.d, "k": p.k, "n": p.n, "r": p.r, "formula": f,
                      "mean": smp.mean, "se": smp.se, "trials": smp.trials,
