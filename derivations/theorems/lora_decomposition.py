@@ -31,7 +31,7 @@ from numeric.params import make_params
 from numeric.stats import Z_PASS, summarize
 from symbolic.ops import Expect, Frob2, PInv, TruncSVD
 
-from ..checkers import checker, stable_seed
+from ..checkers import checker, mc_verdict, stable_seed
 from ..common import (Delta, DeltaF, E, Id, R, S, Sigma, SigmaHalf, X, d, half, hp_sizes, k,
                       msym, n, r, require, risk, sigma, sym)
 from ..core import Certificate, Control, Derivation, Justification, Statement, Step
@@ -67,14 +67,7 @@ def check_two_sample(statement, derivation, cfg, formula=None) -> Certificate:
         rows.append({"params": p.as_dict(), "estimator_mean": a.mean, "route_mean": b.mean,
                      "se": se, "z": (a.mean - b.mean) / se, "trials": a.trials,
                      "detectable_rel": Z_PASS * se / abs(b.mean)})
-    max_z = max(abs(x["z"]) for x in rows)
-    det = max(x["detectable_rel"] for x in rows)
-    if max_z > Z_PASS:
-        verdict, why = "fail", f"|z| = {max_z:.1f} > {Z_PASS:g}"
-    elif det > cfg.max_detectable:
-        verdict, why = "fail", f"underpowered: detects only {100 * det:.2g}% differences"
-    else:
-        verdict, why = "pass", f"max |z| = {max_z:.2f}"
+    verdict, why, max_z, det = mc_verdict(rows, cfg)
     return Certificate("two_sample", verdict, {"points": rows, "max_abs_z": max_z,
                                                 "max_detectable_rel": det, "device": str(device)},
                        0.0, f"{why}: estimator vs decomposition at {len(rows)} points, detects "
