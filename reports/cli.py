@@ -21,7 +21,16 @@ def cmd_report(args) -> int:
                          device=args.device, only=tuple(args.only or ()),
                          cache_dir=Path(args.cache_dir) if args.cache_dir else None,
                          compile=not args.no_pdf)
-    res = build_report(opts)
+    import signal
+
+    def _terminate(signum, frame):          # a killed run cleans up its temporary folder too
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        res = build_report(opts)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     stream = sys.stdout if res.status == 0 else sys.stderr
     print(res.message, file=stream)
     return res.status

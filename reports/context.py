@@ -90,7 +90,19 @@ def _fmt_value(v, how="num") -> str:
     if isinstance(v, (list, tuple)) and all(isinstance(x, (int, float)) for x in v):
         return ", ".join(format_number(x) for x in v)
     if isinstance(v, dict):
-        return latex_escape(", ".join(f"{k}={v[k]}" for k in v))
+        parts = []
+        for k, x in v.items():
+            if k == "params" and isinstance(x, dict):
+                parts.append(params_latex(x))
+            elif isinstance(x, (dict, list, tuple)) and len(str(x)) > 60:
+                parts.append(latex_escape(f"{k}: see audit.json"))
+            elif isinstance(x, (int, float)) and not isinstance(x, bool):
+                parts.append(latex_escape(f"{k}=") + format_number(x))
+            else:
+                parts.append(latex_escape(f"{k}={x}"))
+        return ", ".join(parts)
+    if isinstance(v, (list, tuple)) and len(str(v)) > 120:
+        return latex_escape("(long list: see audit.json)")
     return format_number(v)
 
 
@@ -113,7 +125,7 @@ def evidence_view(evidence: dict, skip=()) -> dict:
     keys = [k for k in _EVIDENCE_LABELS if k in evidence] + \
         [k for k in evidence if k not in _EVIDENCE_LABELS]
     for key in keys:
-        if key in _SKIP or key in skip:
+        if key in _SKIP or key in skip or evidence[key] in ({}, [], ""):
             continue
         v = evidence[key]
         if isinstance(v, list) and v and all(isinstance(x, dict) for x in v):

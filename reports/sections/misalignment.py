@@ -233,6 +233,13 @@ def _fig_finite(ctx, rows):
     ax.set_xlabel("$n$")
     ax.set_ylabel(r"$E\beta_{\mathrm{mis}} / E\mathcal{R}(\hat\Delta_L)$ (%)")
     ax.legend(fontsize=6)
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+    ns = sorted({r["n"] for r in rows})
+    for ax in axes:
+        ax.set_xticks(ns)
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
     name = f"{SID}-finite.pdf"
     fig.savefig(ctx.out_dir / name)
     plt.close(fig)
