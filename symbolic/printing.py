@@ -21,6 +21,15 @@ class AuditLatexPrinter(LatexPrinter):
         base.update(settings or {})
         super().__init__(base)
 
+    # term order: added terms first, then subtracted ones (bare numbers last in each group), so
+    # that n - d - 1 and 1 - n/d print as written rather than SymPy's "- d + n - 1"
+    def _as_ordered_terms(self, expr, order=None):
+        terms = list(super()._as_ordered_terms(expr, order=order))
+        return sorted(terms, key=lambda t: (t.could_extract_minus_sign(), bool(t.is_number)))
+
+    def _print_MatAdd(self, expr):
+        return self._print_Add(expr)
+
     # symbols -------------------------------------------------------------
     def _print_Symbol(self, expr, style="plain"):
         info = REGISTRY.get(expr.name)

@@ -31,3 +31,10 @@ def test_matrix_shapes_from_registry():
     X = sym("X")
     assert X.shape == (sym("d"), sym("n"))
     assert isinstance(sp.Trace(X.T * X), sp.Trace)
+
+
+def test_terms_print_in_reading_order():
+    d, n = sym("d"), sym("n")
+    assert latex(n - d - 1) == "n - d - 1"
+    assert latex(1 - n / d) == r"1 - \frac{n}{d}"
+    assert latex(sym("DeltaF") - sym("Delta")) == r"\hat\Delta_F - \Delta^*"
