@@ -57,11 +57,13 @@ def check_two_sample(statement, derivation, cfg, formula=None) -> Certificate:
     most ``cfg.max_detectable``."""
     device = resolve(cfg.device)
     route = formula or derivation.extra["route_samples"]
+    # two independent samples: twice the draws of a paired check keep the same power
+    trials = 2 * cfg.mc_trials
     rows = []
     for i, p in enumerate(derivation.check_points(cfg)):
-        a = summarize(derivation.simulate(p, cfg.mc_trials, generator(
+        a = summarize(derivation.simulate(p, trials, generator(
             stable_seed(cfg.seed, derivation.id, "estimator", i)), device))
-        b = summarize(route(p, cfg.mc_trials, generator(
+        b = summarize(route(p, trials, generator(
             stable_seed(cfg.seed, derivation.id, "route", i)), device))
         se = math.hypot(a.se, b.se)
         rows.append({"params": p.as_dict(), "estimator_mean": a.mean, "route_mean": b.mean,
