@@ -19,9 +19,10 @@ _DEFAULTS = {
     "mc_trials": (40000, 16000, "Monte Carlo draws per step check and per end-to-end point"),
     "mc_outer": (3, 2, "independent conditioning instances per conditional expectation"),
     "max_detectable": (0.03, 0.05, "largest acceptable smallest-detectable relative error"),
-    "asym_trials": (400, 150, "simulated data sets per dimension in convergence checks"),
+    "asym_trials": (400, 250, "simulated data sets per dimension in convergence checks"),
     "asym_scales": ((1, 2, 4, 8), (1, 2, 4), "dimension multipliers for convergence checks"),
-    "asym_tol": (0.02, 0.03, "largest relative error allowed at the largest size (beyond 4 SE)"),
+    "asym_tol": (0.01, 0.01, "finite-size relative error allowed at the largest size (beyond 4 SE)"),
+    "asym_detectable": (0.02, 0.03, "largest acceptable 4 SE (relative) at the largest size"),
     "ineq_instances": (200, 60, "random instances per inequality"),
     "ineq_restarts": (8, 3, "adversarial-search restarts per inequality"),
     "device": ("auto", "auto", "auto | cpu | cuda"),
@@ -40,6 +41,7 @@ class AuditConfig:
     asym_trials: int
     asym_scales: tuple
     asym_tol: float
+    asym_detectable: float
     ineq_instances: int
     ineq_restarts: int
     device: str

@@ -151,6 +151,10 @@ def _validate(regime):
     return validate
 
 
+def _scaled(fn, factor):
+    return lambda p: factor * fn(p)
+
+
 def _formula(regime, **kw):
     def formula(p):
         _validate(regime)(p)
@@ -398,6 +402,10 @@ def _make(regime) -> Derivation:
         Control("first-order mapping", r"THEORY.md's first-order mapping: every kept error at the "
                 r"noise scale (exact only as the aspect ratio $\to\infty$)", "statement",
                 formula=_formula(regime, mapping="theory")),
+        Control("formula 5% high", r"the whole sharp risk multiplied by 1.05 (the gate's resolution)",
+                "statement", formula=_scaled(_formula(regime), 1.05)),
+        Control("formula 5% low", r"the whole sharp risk multiplied by 0.95", "statement",
+                formula=_scaled(_formula(regime), 0.95)),
         Control("keep cost 2beta (algebra)", r"step \emph{keep-cost} with $2\beta/x^2$",
                 "keep-cost", rhs=1 + beta + 2 * beta / x ** 2),
         Control("keep cost 4beta (algebra)", r"step \emph{keep-cost} with $4\beta/x^2$",
