@@ -392,6 +392,13 @@ def _check_expectation(step, derivation, cfg) -> Certificate:
         verdict = "fail"
         summary = (f"underpowered: could only detect violations above "
                    f"{100 * worst_det:.2g}% > {100 * cfg.max_detectable:.2g}%")
+    elif worst["ratio_se"] == 0 and any(
+            r["ratio_se"] == 0 and 3 / r["trials"] > r["mean_rhs"] for r in rows):
+        # a left side that never varied certifies only its rule-of-three 95% upper bound 3/N:
+        # a claimed bound below that cannot be supported by this sample
+        verdict = "fail"
+        summary = (f"underpowered: lhs constant in {worst['trials']} draws certifies only "
+                   f"E lhs <= {3 / worst['trials']:.2g} (95%), above E rhs = {worst['mean_rhs']:.3g}")
     elif worst["ratio_se"] == 0:
         # the left side never varied (e.g. an indicator of a rare event that never fired): the
         # honest statement is the count, with the rule-of-three 95% upper bound 3/N on its rate

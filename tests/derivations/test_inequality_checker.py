@@ -101,3 +101,21 @@ def test_expectation_mode_gordon(quick_cfg):
 def test_equality_refused(quick_cfg):
     step = Step("eq", Frob2(M), "=", Frob2(M), WHY, ("ineq",))
     assert run_checker("ineq", step, _der(), quick_cfg).verdict == "error"
+
+
+def test_a_never_firing_event_cannot_certify_a_rate_below_three_over_n():
+    """Zero events in N draws support only 'rate <= 3/N' (95%): a smaller claimed bound fails."""
+    import sympy as sp
+
+    from derivations import get
+    from derivations.checkers import run_checker
+    from derivations.config import make_config
+    from symbolic.registry import sym
+
+    cfg = make_config(quick=True, device="cpu")
+    der = get("lora_bound_over")
+    step = der.step("davidson-szarek")
+    assert run_checker("ineq", step, der, cfg).verdict == "pass"
+    wrong = step.with_sides(rhs=sp.exp(-4 * sym("t") ** 2))      # 1.2e-4 < 3/16000
+    cert = run_checker("ineq", wrong, der, cfg)
+    assert cert.verdict == "fail" and "underpowered" in cert.summary
