@@ -89,6 +89,11 @@ class Control:
     formula: Callable | None = None
     options: dict | None = None
 
+    def __post_init__(self):
+        if self.target == "statement" and (self.lhs is not None or self.rhs is not None):
+            raise ValueError(f"control {self.name!r}: a statement control replaces the value "
+                             "function (formula=...), not lhs/rhs, which would be ignored")
+
 
 @dataclass
 class Certificate:
