@@ -107,6 +107,8 @@ def evaluate_point(der_id: str, params) -> dict:
     der.validate(params)
     value = float(der.formula(params))
     out = {"id": der.id, "kind": der.kind, "params": params.as_dict(), "value": value}
+    if der.extra.get("value_label"):
+        out["value_label"] = der.extra["value_label"]
     extra = der.extra.get("evaluate_details")
     if extra:
         out["details"] = extra(params)
@@ -141,7 +143,8 @@ def cmd_evaluate(args) -> int:
     if args.json:
         print(json.dumps(res, indent=2, default=str))
     else:
-        print(f"{res['id']} ({res['kind']}): {_fmt(res['value'], 12)}")
+        label = f" -- {res['value_label']}" if res.get("value_label") else ""
+        print(f"{res['id']} ({res['kind']}): {_fmt(res['value'], 12)}{label}")
         for k, v in res.get("details", {}).items():
             print(f"  {k} = {_fmt(v, 10)}")
     return 0

@@ -257,7 +257,11 @@ second_steps = (
                        r"block is $A_{21}A_{11}^{-1}A_{12}$, so $|\langle A_{22}, S_2\rangle|\le "
                        r"s_{r+1}\lVert A_{21}\rVert\lVert A_{12}\rVert/\sigma_r(A_{11})$, and "
                        r"$2xy\le x^2+y^2\le\lVert A_C - A_*\rVert_F^2$"), ("ineq",),
-         options=_ineq(second_params, search_iters=30)),
+         options=_ineq(second_params, search_iters=30),
+         note=("slack in practice: the left side was never positive on any random or adversarial "
+               "instance (worst ratio about -1e-29), so this check cannot discriminate near its "
+               "right side; if <A_C, Delta* Q_perp> >= 0 held in general, this step and the factor "
+               "(1 + s_{r+1}/(s_r - K)) could be dropped -- a conjecture, not certified")),
     Step("weyl", SingVal(PU * A_C * Q, r), ">=", s_r - dist,
          Justification("lemma", r"$\sigma_r(A_{11})\ge\sigma_r(S_1) - \lVert A_{11} - S_1\rVert$",
                        "Weyl"), ("ineq",), options=_ineq(second_params)),
