@@ -64,7 +64,8 @@ def check_lora_train(step, derivation, cfg) -> Certificate:
         Xb, Rb = env["X"], env["R"]
         gaps = []
         for s in (INIT_SCALES if scaled else INIT_SCALES[:1]):
-            res = train_gd(Xb, Rb, p.r, init_scale=s, gen=generator(stable_seed(idx, "init")))
+            init_gen = generator(stable_seed(cfg.seed, derivation.id, idx, "init"))
+            res = train_gd(Xb, Rb, p.r, init_scale=s, gen=init_gen)
             gap = torch.linalg.matrix_norm(res.Delta - target) / torch.linalg.matrix_norm(target)
             gaps.append(float(gap.max()))
             lossgap = float(((estimators_loss(Xb, Rb, res.Delta) - estimators_loss(Xb, Rb, target))
