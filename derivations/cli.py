@@ -116,6 +116,8 @@ def evaluate_point(der_id: str, params) -> dict:
 
 
 def simulate_point(der_id: str, params, trials: int, seed: int, device="auto") -> dict:
+    if seed < 0:
+        raise InputError(f"--seed must be a non-negative integer, got {seed}")
     from numeric.device import describe, generator, resolve
     from numeric.stats import summarize
 
@@ -183,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
                                ("simulate", cmd_simulate, "Monte Carlo of the estimator")):
         q = sub.add_parser(name, help=helptext)
         q.add_argument("id")
-        q.add_argument("--set", nargs="+", default=[], metavar="NAME=VALUE",
+        q.add_argument("--set", nargs="+", action="extend", default=[], metavar="NAME=VALUE",
                        help="parameters: d k n r sigma shift_sv cov_eigs seed ...")
         q.add_argument("--seed", type=int, default=None,
                        help="seed of the instance (and of the draws for simulate)")

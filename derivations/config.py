@@ -63,6 +63,8 @@ def make_config(quick: bool = False, **overrides) -> AuditConfig:
     col = 1 if quick else 0
     cfg = AuditConfig(**{k: v[col] for k, v in _DEFAULTS.items()})
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+    if not isinstance(cfg.seed, int) or cfg.seed < 0:
+        raise InputError(f"seed must be a non-negative integer, got {cfg.seed!r}")
     if cfg.dps < 50:
         raise InputError(f"dps must be at least 50, got {cfg.dps}")
     for key in ("hp_instances", "mc_trials", "mc_outer", "asym_trials", "ineq_instances"):

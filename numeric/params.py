@@ -112,6 +112,8 @@ def parse_assignments(items, base: Params | None = None) -> Params:
             raise InputError(f"--set expects NAME=VALUE, got {item!r}")
         name, text = item.split("=", 1)
         name = name.strip()
+        if name in values:
+            raise InputError(f"parameter {name!r} is set twice")
         values[name] = parse_value(name, text.strip())
     return make_params(base, **values)
 
@@ -128,6 +130,8 @@ def make_params(base: Params | None = None, **values) -> Params:
 
 
 def validate(p: Params) -> None:
+    if not isinstance(p.seed, int) or p.seed < 0:
+        raise InputError(f"seed must be a non-negative integer, got {p.seed!r}")
     for name in ("d", "k", "n"):
         if not isinstance(getattr(p, name), int) or getattr(p, name) < 1:
             raise InputError(f"{name} must be a positive integer, got {getattr(p, name)!r}")

@@ -134,7 +134,7 @@ SCHEMA: dict[str, dict[str, tuple]] = {
                       "the keep-threshold rank of the sharp theory, or the simulated argmin (an "
                       "oracle).  All four are computed and saved whatever this says"),
         "fixed_rank": (4, 2, "int", _pos_int, ">= 1",
-                       "LoRA rank of the 'fixed' rule (capped at min(k, d, n))"),
+                       "LoRA rank of the 'fixed' rule (<= min(k, d); capped at n below n = d)"),
     },
 }
 
@@ -270,6 +270,9 @@ def validate(cfg: dict) -> None:
         raise InputError(f"base.r_max = {b['r_max']} exceeds min(base.k, base.d) = {m}")
     if b["s"] > m:
         raise InputError(f"base.s = {b['s']} exceeds min(base.k, base.d) = {m}")
+    if cfg["phase"]["fixed_rank"] > m:
+        raise InputError(f"phase.fixed_rank = {cfg['phase']['fixed_rank']} exceeds "
+                         f"min(base.k, base.d) = {m}")
     for v in cfg["exact"]["s_values"]:
         if v > m:
             raise InputError(f"exact.s_values contains {v} > min(base.k, base.d) = {m}")

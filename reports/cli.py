@@ -44,7 +44,7 @@ def register(subparsers) -> None:
     q.add_argument("--fresh", action="store_true", help="recompute everything (ignore the cache)")
     q.add_argument("--seed", type=int, default=None, help="master seed (default 0)")
     q.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    q.add_argument("--only", nargs="+", metavar="ID",
+    q.add_argument("--only", nargs="+", action="extend", metavar="ID",
                    help="restrict to these derivation and/or section ids (a partial report)")
     q.add_argument("--cache-dir", default=None,
                    help="cache folder (default: .lora-audit-cache beside --out)")

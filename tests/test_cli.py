@@ -44,3 +44,22 @@ def test_simulate_is_reproducible(capsys):
     main(args)
     b = json.loads(capsys.readouterr().out)
     assert a["mean"] == b["mean"] and a["se"] == b["se"]
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["audit", "fft_over", "--quick", "--seed", "-1"], "seed must be a non-negative"),
+    (["evaluate", "fft_over", "--set", "seed=-3"], "seed must be a non-negative"),
+    (["simulate", "fft_over", "--seed", "-2", "--trials", "10"], "non-negative"),
+    (["evaluate", "fft_over", "--set", "d=4", "d=5"], "set twice"),
+])
+def test_more_bad_input_exit_2(capsys, argv, needle):
+    assert main(argv) == 2
+    assert needle in capsys.readouterr().err
+
+
+def test_repeated_set_flags_accumulate(capsys):
+    assert main(["evaluate", "fft_over", "--set", "d=4", "n=20", "--set", "k=1", "shift_sv=1",
+                 "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["params"]["d"] == 4 and res["params"]["k"] == 1
+    assert res["value"] == pytest.approx(4 / 15)

@@ -86,6 +86,8 @@ def over_pieces(p, trials, gen, device, variant=None):
 
 
 def validate_point(p):
+    require(p.n >= p.d, f"misalign_decomposition is the overdetermined case: needs n >= d, "
+                        f"got n = {p.n}, d = {p.d}")
     require(p.has_fit_cov, "evaluate/simulate give the noise-free LoRA risk b_r + beta_mis(C) "
                            "for a fitting covariance C: set fit_eigs=... and/or cov_angle=... "
                            "or coupling=... (Sigma = I)")
