@@ -24,6 +24,12 @@ def dumps(obj) -> str:
     return json.dumps(_jsonable(obj), indent=2, sort_keys=False, default=str)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_text_atomic(path, text: str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -31,6 +37,7 @@ def write_text_atomic(path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
+        os.chmod(tmp, 0o666 & ~_umask())   # mkstemp makes 0600; results are for others to read
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
