@@ -89,7 +89,7 @@ def assemble(build: Path, cfg, prov, ders, stored, secs, sec_results, res, opts)
         sec_views.append(view)
 
     der_answers = {der.id: dict(der.extra.get("answers", {})) for der in ders}
-    referee = referee_view(sec_views, der_views, der_answers)
+    referee = referee_view(sec_views, der_views, der_answers, partial=bool(opts.only))
 
     n_pass = sum(d["verdict"] == "pass" for d in der_views)
     ctx = {

@@ -59,9 +59,12 @@ COMMENTS = {
 assert tuple(COMMENTS) == REFEREE_COMMENTS
 
 
-def referee_view(sections: list[dict], derivations: list[dict], der_answers: dict) -> list[dict]:
+def referee_view(sections: list[dict], derivations: list[dict], der_answers: dict,
+                 partial: bool = False) -> list[dict]:
     """``sections``: [{"id", "title", "answers", "ok", "error"}]; ``derivations``: views with
-    ``id``/``verdict``/``title``; ``der_answers``: {der_id: {comment: sentence}}."""
+    ``id``/``verdict``/``title``; ``der_answers``: {der_id: {comment: sentence}}.  In a
+    ``partial`` report (``--only``) a section's evidence may rest on derivations audited only in
+    the full report: each answer then says so."""
     out = []
     for cid, c in COMMENTS.items():
         evidence, caveats = [], []
@@ -91,6 +94,10 @@ def referee_view(sections: list[dict], derivations: list[dict], der_answers: dic
             else:
                 caveats.append(f"derivation {der['id']} bears on this comment but did not pass "
                                f"its audit; it is not cited as evidence")
+        if partial and any(e["ref"].startswith("sec:") and e["ref"] != "sec:notation"
+                           for e in evidence):
+            caveats.append("partial report (--only): the sections cited here refer to derivations "
+                           "that this report may not audit; the full report certifies them")
         status = "answered" if evidence else "open"
         out.append({"id": cid, "title": c["title"], "quote": c["quote"], "status": status,
                     "evidence": evidence, "caveats": caveats, "would_answer": c["would_answer"]})
