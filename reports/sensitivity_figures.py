@@ -25,6 +25,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.colors import TwoSlopeNorm  # noqa: E402
+from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter  # noqa: E402
 
 VERDICT_STYLE = {"agree": ("tab:green", "o"), "tie": ("tab:orange", "s"),
                  "disagree": ("tab:red", "x")}
@@ -117,8 +118,8 @@ def phase(summary, path: Path, rules=None) -> Path | None:
     rules = rules or [primary] + [r for r in ("fixed", "matched", "predicted") if r != primary]
     names = list(dict.fromkeys(pl["name"] for pl in planes))
     by = {(pl["rank_rule"], pl["name"]): pl for pl in planes}
-    fig, axes = plt.subplots(len(rules), len(names), figsize=(4.4 * len(names), 3.7 * len(rules)),
-                             squeeze=False)
+    fig, axes = plt.subplots(len(rules), len(names), figsize=(4.8 * len(names), 4.0 * len(rules)),
+                             squeeze=False, layout="constrained")
     for i, rule in enumerate(rules):
         for j, name in enumerate(names):
             ax = axes[i][j]
@@ -126,7 +127,9 @@ def phase(summary, path: Path, rules=None) -> Path | None:
             if pl is None:
                 ax.axis("off")
                 continue
-            xs, ys = np.array(pl["x_values"]), np.array(pl["y_values"], dtype=float)
+            xv, yv = np.array(pl["x_values"]), np.array(pl["y_values"], dtype=float)
+            # cells on an index grid (uniform, none cut off at the edges), labelled by value
+            xs, ys = np.arange(len(xv), dtype=float), np.arange(len(yv), dtype=float)
             zs = np.array(pl["log_ratio_sim"], dtype=float) / math.log(2)
             zp = np.array([[np.nan if v is None else v / math.log(2) for v in row]
                            for row in pl["log_ratio_pred"]])
@@ -146,19 +149,17 @@ def phase(summary, path: Path, rules=None) -> Path | None:
                     ax.text(x, y, f"{2 ** zs[b, a]:.2f}" + ("" if w != "tie" else "~"),
                             ha="center", va="center", fontsize=5.5,
                             color="k" if abs(zs[b, a]) < 0.6 * lim else "w")
-            ax.axvline(1.0, color="grey", lw=0.8, ls=":")
-            ax.set_xscale("log")
-            ax.set_yscale("log")
+            if xv.min() < 1 < xv.max():      # n = d, placed between its neighbours (log scale)
+                ax.axvline(float(np.interp(0.0, np.log(xv), xs)), color="grey", lw=0.8, ls=":")
             ax.set_xticks(xs)
-            ax.set_xticklabels([f"{v:g}" for v in xs], fontsize=7)
+            ax.set_xticklabels([f"{v:g}" for v in xv], fontsize=7)
             ax.set_yticks(ys)
-            ax.set_yticklabels([f"{v:g}" for v in ys], fontsize=7)
-            ax.minorticks_off()
+            ax.set_yticklabels([f"{v:g}" for v in yv], fontsize=7)
             ax.set_xlabel("n/d", fontsize=8)
             ax.set_ylabel("true rank s" if pl["y"] == "s" else f"tail alpha ({pl['family']})",
                           fontsize=8)
             ax.set_title(f"{name}, LoRA rank: {rule}", fontsize=9)
-            cb = fig.colorbar(mesh, ax=ax, fraction=0.05, pad=0.02)
+            cb = fig.colorbar(mesh, ax=ax, fraction=0.05, pad=0.01)
             cb.ax.tick_params(labelsize=6)
             if j == len(names) - 1:
                 cb.set_label("log2(LoRA/FFT), simulated", fontsize=7)
@@ -177,7 +178,8 @@ def axes_figure(summary, path: Path) -> Path | None:
     panels = [pn for pn in panels if any(p["axis"] == pn[0] for p in pts)]
     if not panels:
         return None
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.7), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.8 * len(panels), 3.9), squeeze=False,
+                             layout="constrained")
     for ax, (axis, key, label) in zip(axes[0], panels):
         sel = [p for p in pts if p["axis"] == axis]
         groups = sorted({(p["family"], p["n_over_d"]) for p in sel})
@@ -203,8 +205,15 @@ def axes_figure(summary, path: Path) -> Path | None:
         if axis != "misalignment":
             ax.set_xscale("log")
         ax.set_yscale("log")
+        # ticks at 1, 2, 5 x 10^k labelled plainly; unlabelled minor ticks (their default labels
+        # collide on short log ranges)
+        for axis_ in ([ax.xaxis] if axis != "misalignment" else []) + [ax.yaxis]:
+            axis_.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+            axis_.set_major_formatter(FormatStrFormatter("%g"))
+            axis_.set_minor_formatter(NullFormatter())
+        ax.tick_params(labelsize=7)
         ax.set_xlabel(label, fontsize=8)
-        ax.set_ylabel(f"LoRA/FFT (rank rule: {rule})")
+        ax.set_ylabel(f"LoRA/FFT (rank rule: {rule})", fontsize=8)
         ax.legend(fontsize=6)
     fig.suptitle("LoRA/FFT along the other axes: simulated (+-2 SE), sharp prediction dashed",
                  fontsize=9)
