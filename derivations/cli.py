@@ -115,7 +115,11 @@ def evaluate_point(der_id: str, params) -> dict:
     return out
 
 
-def simulate_point(der_id: str, params, trials: int, seed: int, device="auto") -> dict:
+SIMULATE_CHUNK = 2000
+
+
+def simulate_point(der_id: str, params, trials: int | None, seed: int, device="auto",
+                   progress=None) -> dict:
     if seed < 0:
         raise InputError(f"--seed must be a non-negative integer, got {seed}")
     from numeric.device import describe, generator, resolve
@@ -128,10 +132,25 @@ def simulate_point(der_id: str, params, trials: int, seed: int, device="auto") -
     der.validate(params)
     if der.simulate is None:
         raise InputError(f"derivation {der_id!r} has no simulator")
+    if trials is None:   # a derivation whose simulation is costly says how many are sensible
+        trials = int(der.extra.get("simulate_trials", 20000))
     if trials < 2:
         raise InputError(f"--trials must be at least 2, got {trials}")
+    import torch
+
     dev = resolve(device)
-    samples = der.simulate(params, trials, generator(stable_seed(seed, der.id, "simulate")), dev)
+    gen = generator(stable_seed(seed, der.id, "simulate"))
+    # fixed-size chunks (a function of `trials` only, so the same seed gives the same numbers),
+    # with progress on stderr for long runs
+    chunk = SIMULATE_CHUNK
+    parts, done = [], 0
+    while done < trials:
+        b = min(chunk, trials - done)
+        parts.append(der.simulate(params, b, gen, dev).reshape(-1))
+        done += b
+        if trials > chunk and progress:
+            progress(f"simulate {der.id}: {done}/{trials} data sets")
+    samples = torch.cat(parts)
     summ = summarize(samples)
     value = float(der.formula(params))
     return {"id": der.id, "params": params.as_dict(), "mean": summ.mean, "se": summ.se,
@@ -154,7 +173,7 @@ def cmd_evaluate(args) -> int:
 
 def cmd_simulate(args) -> int:
     seed = args.seed if args.seed is not None else 0
-    res = simulate_point(args.id, _params(args), args.trials, seed, args.device)
+    res = simulate_point(args.id, _params(args), args.trials, seed, args.device, progress=_progress)
     if args.json:
         print(json.dumps(res, indent=2, default=str))
     else:
@@ -191,7 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="seed of the instance (and of the draws for simulate)")
         q.add_argument("--json", action="store_true")
         if name == "simulate":
-            q.add_argument("--trials", type=int, default=20000)
+            q.add_argument("--trials", type=int, default=None,
+                           help="simulated data sets (default 20000, or the derivation's own "
+                                "smaller default when each one is costly)")
             q.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
         q.set_defaults(func=fn)
 
