@@ -229,6 +229,14 @@ def main(argv=None) -> int:
     except InputError as exc:
         print(f"lora-audit: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:           # output piped into `head`: stop quietly
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except KeyboardInterrupt:
+        print("lora-audit: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
