@@ -96,13 +96,8 @@ def validate_over(p):
 
 
 def simulate_over(p, trials, gen, device):
-    inst = torch_instance(p, device)
-
-    def one(b):
-        Xb, Rb = estimators.sample_data(inst, b, gen, device)
-        return estimators.excess_risk(estimators.lora_over(Xb, Rb, p.r), inst["Delta"],
-                                      inst["SigmaHalf"])
-    return _batches(trials, one)
+    return estimators.simulate_risk(p, lambda X_, R_: estimators.lora_over(X_, R_, p.r),
+                                    trials, gen, device)
 
 
 def route_over(p, trials, gen, device, g_scale=1.0, with_sigma=True, rank_shift=0):
@@ -215,13 +210,8 @@ def validate_under(p):
 
 
 def simulate_under(p, trials, gen, device):
-    inst = torch_instance(p, device)
-
-    def one(b):
-        Xb, Rb = estimators.sample_data(inst, b, gen, device)
-        return estimators.excess_risk(estimators.lora_under(Xb, Rb, p.r), inst["Delta"],
-                                      inst["SigmaHalf"])
-    return _batches(trials, one)
+    return estimators.simulate_risk(p, lambda X_, R_: estimators.lora_under(X_, R_, p.r),
+                                    trials, gen, device)
 
 
 def route_under(p, trials, gen, device, bias_factor=None, rank_shift=0):

@@ -170,16 +170,10 @@ def _simulate(regime):
         from numeric.lora_train import single_thread
 
         _validate(regime)(p)
-        inst = torch_instance(p, device)
         fit = estimators.lora_over if regime == "over" else estimators.lora_under
-        out = []
         with single_thread(device), torch.no_grad():    # batched small SVDs: 1 thread is faster
-            for start in range(0, trials, 500):
-                b = min(500, trials - start)
-                Xb, Rb = estimators.sample_data(inst, b, gen, device)
-                out.append(estimators.excess_risk(fit(Xb, Rb, p.r), inst["Delta"],
-                                                  inst["SigmaHalf"]))
-        return torch.cat(out)
+            return estimators.simulate_risk(p, lambda X_, R_: fit(X_, R_, p.r), trials, gen,
+                                            device, chunk=500)
     return simulate
 
 
