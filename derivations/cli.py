@@ -84,6 +84,15 @@ def cmd_audit(args) -> int:
     from .config import make_config
 
     cfg = make_config(quick=args.quick, seed=args.seed, device=args.device)
+    if args.json is not None:                   # refuse an unwritable path before the work
+        from numeric.io import check_file_writable
+
+        check_file_writable(args.json, "--json")
+    if args.ids:
+        from . import get
+
+        for i in args.ids:
+            get(i)                               # unknown ids: exit 2 before any work
     report = run_audit(args.ids, cfg)
     print_audit_table(report)
     if args.json:
@@ -103,8 +112,11 @@ def _params(args):
 def evaluate_point(der_id: str, params) -> dict:
     from . import get
 
+    from numeric.memory import check_point
+
     der = get(der_id)
     der.validate(params)
+    check_point(params.d, params.k, params.n, f"evaluate {der.id}")
     value = float(der.formula(params))
     out = {"id": der.id, "kind": der.kind, "params": params.as_dict(), "value": value}
     if der.extra.get("value_label"):
@@ -113,9 +125,6 @@ def evaluate_point(der_id: str, params) -> dict:
     if extra:
         out["details"] = extra(params)
     return out
-
-
-SIMULATE_CHUNK = 2000
 
 
 def simulate_point(der_id: str, params, trials: int | None, seed: int, device="auto",
@@ -136,13 +145,15 @@ def simulate_point(der_id: str, params, trials: int | None, seed: int, device="a
         trials = int(der.extra.get("simulate_trials", 20000))
     if trials < 2:
         raise InputError(f"--trials must be at least 2, got {trials}")
+    from numeric.memory import check_simulation
+
+    # fixed-size chunks (a function of the sizes and `trials` only, never of the machine, so
+    # the same seed gives the same numbers everywhere), with progress on stderr for long runs
+    chunk = check_simulation(params.d, params.k, params.n, trials, f"simulate {der.id}")
     import torch
 
     dev = resolve(device)
     gen = generator(stable_seed(seed, der.id, "simulate"))
-    # fixed-size chunks (a function of `trials` only, so the same seed gives the same numbers),
-    # with progress on stderr for long runs
-    chunk = SIMULATE_CHUNK
     parts, done = [], 0
     while done < trials:
         b = min(chunk, trials - done)
@@ -228,6 +239,10 @@ def main(argv=None) -> int:
         return args.func(args)
     except InputError as exc:
         print(f"lora-audit: error: {exc}", file=sys.stderr)
+        return 2
+    except MemoryError as exc:        # an allocation the estimates (numeric.memory) missed
+        print(f"lora-audit: error: out of memory ({exc or 'allocation refused'}); reduce the "
+              "dimensions or --trials", file=sys.stderr)
         return 2
     except BrokenPipeError:           # output piped into `head`: stop quietly
         import os

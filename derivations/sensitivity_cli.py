@@ -59,6 +59,24 @@ class ProgressBar:
         self.stream.flush()
 
 
+SWEEP_MARKER = ".lora-audit-sensitivity"
+
+
+def check_sweep_out(out_arg) -> Path:
+    """Refuse, before any work, an --out that is a file, unwritable, or a non-empty folder that
+    is not a sweep of this tool (its files would be overwritten)."""
+    from numeric.errors import InputError
+    from numeric.io import check_dir_writable
+    from numeric.sensitivity import JOURNAL
+
+    out = check_dir_writable(out_arg, "--out")
+    if (out.is_dir() and any(out.iterdir()) and not (out / SWEEP_MARKER).exists()
+            and not (out / JOURNAL).exists()):
+        raise InputError(f"--out {out_arg}: the folder exists, is not empty and is not a sweep of "
+                         "this tool; name a new or empty folder (its files would be overwritten)")
+    return out
+
+
 def default_out(quick: bool) -> Path:
     return Path("out") / ("sensitivity-quick" if quick else "sensitivity")
 
@@ -127,7 +145,12 @@ def cmd_sensitivity(args) -> int:
         print(sconf.to_toml(cfg))
         return 0
     device = resolve(args.device)
-    out = Path(args.out) if args.out else default_out(args.quick)
+    out = check_sweep_out(args.out if args.out is not None else default_out(args.quick))
+    out.mkdir(parents=True, exist_ok=True)
+    if not (out / SWEEP_MARKER).exists():
+        from numeric.io import write_text_atomic
+
+        write_text_atomic(out / SWEEP_MARKER, "lora-audit sensitivity output folder\n")
     try:
         res = execute(cfg, out, device, fresh=args.fresh, progress=ProgressBar(),
                       figures=not args.no_figures)

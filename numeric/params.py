@@ -69,9 +69,12 @@ PARAM_NAMES = tuple(f.name for f in fields(Params))
 
 def _parse_list(name: str, text: str) -> tuple:
     out: list[float] = []
-    for tok in (t.strip() for t in text.split(",")):
+    if not text.strip():
+        raise InputError(f"{name}: empty value; give comma-separated numbers, or leave the "
+                         "parameter out for its default")
+    for i, tok in enumerate(t.strip() for t in text.split(",")):
         if not tok:
-            continue
+            raise InputError(f"{name}: item {i + 1} of {text!r} is empty (a stray comma?)")
         try:
             if "*" in tok:
                 v, m = tok.split("*", 1)
@@ -129,6 +132,30 @@ def make_params(base: Params | None = None, **values) -> Params:
     return p
 
 
+# Magnitudes outside this range square or multiply into overflow/underflow in float64 (risks
+# are sums of squares times dimensions); such values are refused rather than computed as inf/0.
+MAGNITUDE = (1e-30, 1e30)
+# Covariances more ill-conditioned than this cannot be whitened/inverted reliably in float64.
+MAX_CONDITION = 1e12
+
+
+def _check_magnitude(name: str, values, zero_ok: bool) -> None:
+    lo, hi = MAGNITUDE
+    for v in values:
+        if v == 0 and zero_ok:
+            continue
+        if not lo <= abs(v) <= hi:
+            raise InputError(f"{name} = {v:g} is outside the supported range [{lo:g}, {hi:g}] "
+                             "(its squares would overflow or underflow in float64)")
+
+
+def _check_condition(name: str, eigs) -> None:
+    cond = max(eigs) / min(eigs)
+    if cond > MAX_CONDITION:
+        raise InputError(f"{name}: condition number {cond:.3g} exceeds {MAX_CONDITION:g}; "
+                         "such a covariance cannot be inverted reliably in float64")
+
+
 def validate(p: Params) -> None:
     if not isinstance(p.seed, int) or p.seed < 0:
         raise InputError(f"seed must be a non-negative integer, got {p.seed!r}")
@@ -139,11 +166,13 @@ def validate(p: Params) -> None:
         raise InputError(f"r must satisfy 1 <= r <= min(d, k) = {min(p.d, p.k)}, got r = {p.r}")
     if not (math.isfinite(p.sigma) and p.sigma > 0):
         raise InputError(f"sigma must be a positive number, got {p.sigma}")
+    _check_magnitude("sigma", [p.sigma], zero_ok=False)
     if len(p.shift_sv) > min(p.d, p.k):
         raise InputError(f"shift_sv has {len(p.shift_sv)} values but Delta* is {p.k}x{p.d}: "
                          f"at most min(d, k) = {min(p.d, p.k)} singular values")
     if any(not math.isfinite(v) or v < 0 for v in p.shift_sv):
         raise InputError(f"shift_sv must be non-negative finite numbers, got {list(p.shift_sv)}")
+    _check_magnitude("shift_sv", p.shift_sv, zero_ok=True)
     if p.cov_eigs:
         if len(p.cov_eigs) != p.d:
             raise InputError(f"cov_eigs must list d = {p.d} eigenvalues (use v*m to repeat), "
@@ -151,6 +180,8 @@ def validate(p: Params) -> None:
         if any(not math.isfinite(v) or v <= 0 for v in p.cov_eigs):
             raise InputError("cov_eigs: the covariance must be symmetric positive definite, "
                              f"but an eigenvalue is <= 0 or not finite: {min(p.cov_eigs)}")
+        _check_magnitude("cov_eigs", p.cov_eigs, zero_ok=False)
+        _check_condition("cov_eigs", p.cov_eigs)
     if p.has_fit_cov:
         _validate_fit_cov(p)
 
@@ -168,9 +199,13 @@ def _validate_fit_cov(p: Params) -> None:
         if any(not math.isfinite(v) or v <= 0 for v in p.fit_eigs):
             raise InputError("fit_eigs: the fitting covariance must be symmetric positive "
                              f"definite, but an eigenvalue is <= 0 or not finite: {min(p.fit_eigs)}")
+        _check_magnitude("fit_eigs", p.fit_eigs, zero_ok=False)
+        _check_condition("fit_eigs", p.fit_eigs)
     for name in ("cov_angle", "coupling"):
         if not math.isfinite(getattr(p, name)):
             raise InputError(f"{name} must be a finite number, got {getattr(p, name)}")
+    if abs(p.coupling) > MAGNITUDE[1]:
+        raise InputError(f"coupling = {p.coupling:g} is outside the supported range")
     if (p.cov_angle != 0 or p.coupling != 0) and p.r >= p.d:
         raise InputError(f"cov_angle/coupling mix the directions v_r and v_(r+1): need r < d, "
                          f"got r = {p.r}, d = {p.d}")

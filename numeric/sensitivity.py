@@ -49,6 +49,7 @@ import inspect
 import json
 import math
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -387,19 +388,32 @@ def _repair(path: Path) -> int:
 
 
 def load_journal(path) -> tuple[dict, int]:
-    """``{key: record}`` of the complete lines, and the number of unreadable lines skipped."""
+    """``{key: record}`` of the complete lines, and the number of unreadable lines skipped.
+
+    A line that is not UTF-8 JSON with a ``key`` (a corrupt or foreign file) is skipped and
+    counted, never a crash; a journal with no readable line at all is set aside as
+    ``points.jsonl.corrupt-N`` (kept for inspection) and the sweep starts over.
+    """
     path = Path(path)
     out, bad = {}, 0
     if not path.exists():
         return out, 0
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
+    for raw in path.read_bytes().splitlines():
+        if not raw.strip():
             continue
         try:
-            rec = json.loads(line)
+            rec = json.loads(raw.decode("utf-8"))
             out[rec["key"]] = rec
-        except (json.JSONDecodeError, KeyError, TypeError):
+        except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError):
             bad += 1
+    if bad and not out:
+        i = 1
+        while path.with_name(f"{path.name}.corrupt-{i}").exists():
+            i += 1
+        aside = path.with_name(f"{path.name}.corrupt-{i}")
+        os.rename(path, aside)
+        print(f"lora-audit: {path} is not a journal of this tool ({bad} unreadable lines); set "
+              f"aside as {aside.name}, starting over", file=sys.stderr)
     return out, bad
 
 

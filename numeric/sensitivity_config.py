@@ -65,7 +65,7 @@ SCHEMA: dict[str, dict[str, tuple]] = {
     "run": {
         "seed": (0, 0, "int", _nonneg_int, ">= 0",
                  "master seed; every point's instance and data derive from it and the point"),
-        "trials": (400, 48, "int", lambda v: v >= 2, ">= 2",
+        "trials": (400, 48, "int", lambda v: 2 <= v <= 10 ** 7, "in [2, 1e7]",
                    "simulated data sets per point (all ranks, LoRA and FFT share them: paired)"),
         "batch": (200, 48, "int", _pos_int, ">= 1",
                   "data sets per torch batch (bounds memory; does not change the numbers)"),
@@ -289,6 +289,13 @@ def validate(cfg: dict) -> None:
                     f"only for n > d + 1 (overdetermined) or 2 <= n < d - 1 (underdetermined)")
     if cfg["run"]["batch"] > cfg["run"]["trials"]:
         cfg["run"]["batch"] = cfg["run"]["trials"]
+    from .memory import instance_bytes, require, trial_bytes
+
+    n_max = max(n_of(d, ratio) for sec in ("exact", "tail", "snr", "misalignment")
+                for ratio in cfg[sec]["n_over_d"])
+    require(instance_bytes(d, k, n_max) + cfg["run"]["batch"] * trial_bytes(d, k, n_max),
+            f"a sweep point (base.d = {d}, base.k = {k}, n up to {n_max}, run.batch = "
+            f"{cfg['run']['batch']})")
     if not any(cfg[s]["enabled"] for s in ("exact", "tail", "snr", "misalignment")):
         raise InputError("every axis is disabled: enable at least one of exact.enabled, "
                          "tail.enabled, snr.enabled, misalignment.enabled")

@@ -36,6 +36,10 @@ from numeric.errors import InputError
 from numeric.io import dumps, write_json_atomic, write_text_atomic
 
 DEFAULT_OUT = Path("out") / "report"
+# Written into every report folder this tool makes: ``--out`` may replace only a folder that
+# carries it (or an empty one); any other existing folder is refused, never deleted.
+REPORT_MARKER = ".lora-audit-report"
+CACHE_SUBDIR = "cache"            # default cache: inside --out, carried over to each new report
 
 
 def _progress(msg: str) -> None:
@@ -50,7 +54,7 @@ class ReportOptions:
     seed: int | None = None
     device: str = "auto"
     only: tuple = ()                 # derivation and/or section ids; empty = everything
-    cache_dir: Path | None = None    # default: <out parent>/.lora-audit-cache
+    cache_dir: Path | None = None    # default: <out>/cache (kept across rebuilds)
     compile: bool = True             # run latexmk when present
     latex_timeout: int = 300
 
@@ -164,8 +168,53 @@ def compile_pdf(build: Path, timeout: int) -> tuple[bool, str]:
     return True, ""
 
 
+def _is_ours(folder: Path) -> bool:
+    return (folder / REPORT_MARKER).is_file()
+
+
+def _write_marker(folder: Path) -> None:
+    write_text_atomic(folder / REPORT_MARKER,
+                      "lora-audit report folder: `lora-audit report --out` replaces this folder "
+                      "as a whole when it rebuilds the report.\n")
+
+
+def check_out(out_arg) -> Path:
+    """Refuse (exit 2, before any work) an ``--out`` whose replacement would destroy data.
+
+    Allowed: a folder that does not exist yet, an empty folder, or a previous report of this
+    tool (it carries ``REPORT_MARKER``).  Refused: the empty path, the current folder or any
+    folder above it, the home folder, the file-system root, a file, a non-empty folder that is
+    not a report of this tool, and a location that cannot be written.
+    """
+    from numeric.io import check_dir_writable
+
+    if str(out_arg).strip() == "":
+        raise InputError("--out: an empty path is not a folder name")
+    out = Path(out_arg).expanduser().resolve()
+    cwd = Path.cwd().resolve()
+    if out == cwd or out in cwd.parents:
+        raise InputError(f"--out {out_arg}: is the current folder or contains it; the report "
+                         "replaces its --out folder as a whole: name a new folder, e.g. out/report")
+    if out == Path.home().resolve() or out.parent == out:
+        raise InputError(f"--out {out_arg}: refusing to replace the home folder or the root")
+    if out.is_dir() and any(out.iterdir()) and not _is_ours(out):
+        raise InputError(f"--out {out_arg}: the folder exists, is not empty and is not a report of "
+                         f"this tool (no {REPORT_MARKER} in it); the report replaces its --out "
+                         "folder as a whole, so name a new or empty folder")
+    check_dir_writable(out, "--out")
+    check_dir_writable(out.parent, "--out")       # the build folder is made beside it
+    return out
+
+
 def _swap_into_place(build: Path, out: Path) -> None:
+    """Replace ``out`` (a previous report of ours, or absent) by ``build``; the cache kept
+    inside the old report moves into the new one."""
     if out.exists():
+        if any(out.iterdir()) and not _is_ours(out):     # checked up front; re-checked here
+            raise InputError(f"{out}: not a report of this tool, refusing to replace it")
+        old_cache = out / CACHE_SUBDIR
+        if old_cache.is_dir() and not (build / CACHE_SUBDIR).exists():
+            os.rename(old_cache, build / CACHE_SUBDIR)
         old = out.with_name(f".{out.name}.old-{os.getpid()}")
         if old.exists():
             shutil.rmtree(old)
@@ -190,15 +239,18 @@ def build_report(opts: ReportOptions, progress=_progress, echo=print) -> ReportR
     cfg = make_config(quick=opts.quick, seed=opts.seed, device=opts.device)
     device = resolve(cfg.device)
     ders, secs = select(tuple(opts.only), registry(), discover_sections())
-    out = Path(opts.out).resolve()
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out {opts.out}: exists and is not a folder")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    cache = cache_mod.ResultCache(opts.cache_dir or out.parent / ".lora-audit-cache",
-                                  enabled=not opts.fresh)
+    out = check_out(opts.out)
+    cache_root = (cache_mod.check_cache_dir(opts.cache_dir) if opts.cache_dir is not None
+                  else out / CACHE_SUBDIR)
+    # -- nothing was written before this line: every refusal above leaves the disk untouched --
+    out.mkdir(parents=True, exist_ok=True)
+    if not _is_ours(out):                    # new or empty: now a (still empty) report folder
+        _write_marker(out)
+    cache = cache_mod.ResultCache(cache_root, enabled=not opts.fresh)
     res = ReportResult(status=0, out=out)
     build = Path(tempfile.mkdtemp(prefix=f".{out.name}.build-", dir=out.parent))
     os.chmod(build, 0o755)
+    _write_marker(build)
     try:
         # -- derivations --------------------------------------------------------------
         stored, keys_by_module = {}, {}
@@ -270,6 +322,9 @@ def build_report(opts: ReportOptions, progress=_progress, echo=print) -> ReportR
             if not ok:
                 failed = out.with_name(f".{out.name}.failed")
                 if failed.exists():
+                    if not (failed.is_dir() and _is_ours(failed)):
+                        raise InputError(f"{failed}: exists and is not a failed build of this "
+                                         "tool; move it away to keep failed builds")
                     shutil.rmtree(failed)
                 os.rename(build, failed)
                 res.status, res.latex_log = 1, log

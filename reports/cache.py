@@ -171,12 +171,43 @@ def section_key(sec, cfg, device, derivation_keys: dict, template_dirs) -> tuple
     return _sha(json.dumps(ingredients, sort_keys=True, default=str)), ingredients
 
 
+# The Cache Directory Tagging Specification's tag (backup tools skip such folders); a named
+# --cache-dir must be new, empty or carry it, since the cache removes outdated entries.
+CACHEDIR_TAG = "CACHEDIR.TAG"
+CACHEDIR_SIGNATURE = "Signature: 8a477f597d28d172789f06886806bc55"
+
+
+def check_cache_dir(path) -> Path:
+    """Refuse (``InputError``, before any work) a ``--cache-dir`` we cannot or must not use."""
+    from numeric.errors import InputError
+    from numeric.io import check_dir_writable
+
+    p = check_dir_writable(path, "--cache-dir")
+    if p.is_dir() and any(p.iterdir()) and not _is_cache(p):
+        raise InputError(f"--cache-dir {path}: the folder exists, is not empty and is not a cache "
+                         f"of this tool (no {CACHEDIR_TAG} in it); name a new or empty folder")
+    return p
+
+
+def _is_cache(root: Path) -> bool:
+    tag = root / CACHEDIR_TAG
+    try:
+        return tag.is_file() and tag.read_text(encoding="utf-8").startswith(CACHEDIR_SIGNATURE)
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
 class ResultCache:
     """Directory layout: ``<root>/<kind>/<item-id>-<key16>/{result.json, files/...}``."""
 
     def __init__(self, root: Path | str, enabled: bool = True):
         self.root = Path(root)
         self.enabled = enabled
+
+    def _tag(self) -> None:
+        if not _is_cache(self.root):
+            write_text_atomic(self.root / CACHEDIR_TAG,
+                              f"{CACHEDIR_SIGNATURE}\n# lora-audit result cache; safe to delete.\n")
 
     def _dir(self, kind: str, item: str, key: str) -> Path:
         return self.root / kind / f"{item}-{key[:24]}"
@@ -206,6 +237,8 @@ class ResultCache:
 
     def store(self, kind: str, item: str, key: str, result, ingredients: dict,
               files=()) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._tag()
         entry = self._dir(kind, item, key)
         tmp = entry.with_name(entry.name + ".tmp")
         if tmp.exists():

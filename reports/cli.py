@@ -17,9 +17,9 @@ previous report is left intact); 2 bad input."""
 
 
 def cmd_report(args) -> int:
-    opts = ReportOptions(out=Path(args.out), quick=args.quick, fresh=args.fresh, seed=args.seed,
+    opts = ReportOptions(out=args.out, quick=args.quick, fresh=args.fresh, seed=args.seed,
                          device=args.device, only=tuple(args.only or ()),
-                         cache_dir=Path(args.cache_dir) if args.cache_dir else None,
+                         cache_dir=args.cache_dir,
                          compile=not args.no_pdf)
     import signal
 
@@ -47,6 +47,7 @@ def register(subparsers) -> None:
     q.add_argument("--only", nargs="+", action="extend", metavar="ID",
                    help="restrict to these derivation and/or section ids (a partial report)")
     q.add_argument("--cache-dir", default=None,
-                   help="cache folder (default: .lora-audit-cache beside --out)")
+                   help="cache folder (default: cache/ inside --out, carried over to each new "
+                        "report; a named folder must be new, empty or a cache of this tool)")
     q.add_argument("--no-pdf", action="store_true", help="write report.tex only")
     q.set_defaults(func=cmd_report)
