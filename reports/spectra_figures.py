@@ -1,0 +1,89 @@
+"""Figures of ``lora-audit spectra`` (PDF): spectra by layer, effective ranks by layer.
+
+``make_figures(layers, out_dir, prefix)`` takes the JSON-able layer records of
+``numeric.spectra.LayerSpectrum.as_dict`` and writes
+
+* ``<prefix>-sv.pdf``: normalised singular values ``s_i / s_1`` against ``i`` (log scale), one
+  line per layer (at most 24 shown, chosen evenly), the Gavish-Donoho threshold of each layer as
+  a marker on its line;
+* ``<prefix>-ranks.pdf``: per layer (in checkpoint order) the stable rank, the entropy effective
+  rank, the 90 %/99 % energy ranks and the theory's rank estimates, on one linear axis.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+MAX_LINES = 24
+
+
+def _save(fig, path: Path) -> Path:
+    fig.savefig(path, format="pdf", bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def spectra_figure(layers: list[dict], path: Path) -> Path | None:
+    shown = [x for x in layers if x["sv"] and x["sigma_max"] > 0]
+    if not shown:
+        return None
+    if len(shown) > MAX_LINES:
+        idx = np.linspace(0, len(shown) - 1, MAX_LINES).round().astype(int)
+        shown = [shown[i] for i in sorted(set(idx))]
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), constrained_layout=True)
+    cmap = plt.get_cmap("viridis")
+    for j, x in enumerate(shown):
+        sv = np.asarray(x["sv"], dtype=float) / x["sigma_max"]
+        sv = sv[sv > 0]
+        colour = cmap(j / max(1, len(shown) - 1))
+        ax.semilogy(np.arange(1, sv.size + 1), sv, color=colour, lw=1.2,
+                    label=x["name"] if len(shown) <= 8 else None)
+        if x.get("gd_rank"):
+            g = min(x["gd_rank"], sv.size)
+            ax.plot([g], [sv[g - 1]], marker="o", color=colour, ms=4)
+    ax.set_xlabel("index $i$")
+    ax.set_ylabel(r"$s_i(\Delta W) / s_1(\Delta W)$")
+    ax.set_title("Singular values of the weight differences (dots: Gavish–Donoho rank)", fontsize=10)
+    if len(shown) <= 8:
+        ax.legend(fontsize=7, frameon=False)
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def ranks_figure(layers: list[dict], path: Path) -> Path | None:
+    if not layers:
+        return None
+    x = np.arange(1, len(layers) + 1)
+    fig, ax = plt.subplots(figsize=(max(6.4, 0.25 * len(layers)), 4.0), constrained_layout=True)
+    series = [("stable_rank", "stable rank", "o"), ("effective_rank", "entropy effective rank", "s"),
+              ("rank90", "90 % energy rank", "^"), ("rank99", "99 % energy rank", "v"),
+              ("gd_rank", "Gavish–Donoho rank", "D"), ("keep_rank", "keep-threshold rank", "x")]
+    for key, label, marker in series:
+        vals = [l.get(key) for l in layers]
+        if all(v is None for v in vals):
+            continue
+        y = np.array([np.nan if v is None else v for v in vals], dtype=float)
+        ax.plot(x, y, marker=marker, lw=1, ms=4, label=label)
+    ax.set_xlabel("layer (checkpoint order)")
+    ax.set_ylabel("rank")
+    ax.set_xticks(x if len(layers) <= 20 else np.unique(np.linspace(1, len(layers), 20).round()))
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=7, frameon=False, ncol=2)
+    ax.grid(alpha=0.3)
+    ax.set_title("Effective ranks of the weight differences by layer", fontsize=10)
+    return _save(fig, path)
+
+
+def make_figures(layers: list[dict], out_dir, prefix: str = "spectra") -> dict:
+    out_dir = Path(out_dir)
+    files = {}
+    for key, fn in (("sv", spectra_figure), ("ranks", ranks_figure)):
+        p = fn(layers, out_dir / f"{prefix}-{key}.pdf")
+        if p is not None:
+            files[f"figure_{key}"] = p
+    return files
