@@ -153,6 +153,52 @@ def cmd_spectra(args) -> int:
     return 0
 
 
+def cmd_practical(args) -> int:
+    from numeric import practical as pr
+
+    from .sensitivity_cli import ProgressBar
+
+    if args.seed is not None and args.seed < 0:
+        raise InputError(f"--seed must be a non-negative integer, got {args.seed}")
+    cfg = pr.QUICK if args.quick else pr.PracticalConfig()
+    changes = {"seed": args.seed or 0}
+    if args.seeds is not None:
+        changes["seeds"] = args.seeds
+    cfg = type(cfg)(**{**cfg.__dict__, **changes})
+    from numeric.io import check_dir_writable, write_json_atomic
+
+    out = check_dir_writable(args.out or Path("out") / "practical", "--out")
+    res = pr.run(cfg, out / "checkpoints", progress=ProgressBar("fits"))
+    spec = run_spectra(out / "checkpoints" / "base.safetensors",
+                       out / "checkpoints" / "fft-seed0.safetensors", out_dir=out / "spectra",
+                       opts=None, progress=None, figures=True)
+    res["spectra_files"] = spec["files"]
+    write_json_atomic(out / "practical.json", res)
+    print(f"{'method':<12} {'test error':>10} {'SE':>8}")
+    for t in res["table"]:
+        print(f"{t['method']:<12} {t['test_error']:>10.4f} {t['se']:>8.4f}")
+    print(f"best LoRA rank {res['best_lora_rank']} (within 2 SE: "
+          f"{', '.join(map(str, res['ranks_within_2se_of_best']))}); FFT vs best LoRA: "
+          f"{res['verdict_fft_vs_lora']}; Gavish-Donoho rank of the FFT shift (max over layers) "
+          f"{res['suggested_rank_gd_max']}")
+    print(f"  wrote {out / 'practical.json'}, checkpoints in {out / 'checkpoints'}, spectra in "
+          f"{out / 'spectra'}")
+    return 0
+
+
+def register_practical(subparsers) -> None:
+    q = subparsers.add_parser(
+        "practical", help="pretrain, fine-tune by FFT and LoRA on a bundled real data set, spectra",
+        description="The practical task (numeric/practical.py): scikit-learn's digits, FFT and "
+                    "LoRA over ranks and seeds, checkpoints as safetensors/PEFT adapters, then "
+                    "`spectra` of the FFT shift. Writes practical.json, checkpoints/, spectra/.")
+    q.add_argument("--quick", action="store_true", help="CI-sized (seconds)")
+    q.add_argument("--seeds", type=int, default=None, help="seeds (default 5; quick 3)")
+    q.add_argument("--seed", type=int, default=None, help="master seed")
+    q.add_argument("--out", metavar="DIR", help="output folder (default out/practical)")
+    q.set_defaults(func=cmd_practical)
+
+
 def register(subparsers) -> None:
     q = subparsers.add_parser(
         "spectra", help="singular-value spectra and effective ranks of real weight differences",
@@ -174,6 +220,7 @@ def register(subparsers) -> None:
     q.add_argument("--json", action="store_true", help="print the result as JSON")
     q.add_argument("--no-figures", action="store_true", help="skip the PDF figures")
     q.set_defaults(func=cmd_spectra)
+    register_practical(subparsers)
 
 
-__all__ = ["register", "run_spectra", "print_summary"]
+__all__ = ["register", "register_practical", "run_spectra", "print_summary"]

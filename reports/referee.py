@@ -43,8 +43,8 @@ COMMENTS = {
                   "the low-rank assumption (e.g., via singular-value spectra)."),
         "would_answer": (r"the singular-value spectra of $W_{\mathrm{ft}} - W_0$ for real fine-tuned "
                          r"checkpoints (per layer, for the tasks of the paper's experiments), with "
-                         r"effective ranks; this project has no real-task weights, so it cannot "
-                         r"answer this comment with its own evidence"),
+                         r"effective ranks (the paper's own checkpoints are not available here; "
+                         r"\texttt{lora-audit spectra} measures any pair of checkpoints)"),
     },
     "falsification": {
         "title": "The seed's falsification test",

@@ -87,3 +87,31 @@ def make_figures(layers: list[dict], out_dir, prefix: str = "spectra") -> dict:
         if p is not None:
             files[f"figure_{key}"] = p
     return files
+
+
+def practical_figure(table: list[dict], path: Path) -> Path | None:
+    """Test error of LoRA against its rank (mean +- 2 SE over seeds), FFT and the pretrained
+    network as horizontal bands; linear axes (ranks are small integers)."""
+    lora = sorted((t for t in table if t["rank"] is not None), key=lambda t: t["rank"])
+    if not lora:
+        return None
+    fig, ax = plt.subplots(figsize=(5.6, 3.6), constrained_layout=True)
+    ranks = np.array([t["rank"] for t in lora])
+    err = np.array([t["test_error"] for t in lora])
+    se = np.array([t["se"] for t in lora])
+    pos = np.arange(len(ranks))
+    ax.errorbar(pos, err, yerr=2 * se, marker="o", capsize=3, label="LoRA (±2 SE)")
+    for name, style, label in (("fft", "--", "FFT"), ("pretrained", ":", "pretrained, not tuned")):
+        row = next((t for t in table if t["method"] == name), None)
+        if row is None:
+            continue
+        ax.axhline(row["test_error"], ls=style, color="k" if name == "fft" else "grey", label=label)
+        ax.axhspan(row["test_error"] - 2 * row["se"], row["test_error"] + 2 * row["se"],
+                   color="k" if name == "fft" else "grey", alpha=0.12)
+    ax.set_xticks(pos, [str(r) for r in ranks])
+    ax.set_xlabel("LoRA rank $r$")
+    ax.set_ylabel("test error (downstream task)")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, frameon=False)
+    return _save(fig, path)

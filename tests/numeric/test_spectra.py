@@ -222,3 +222,25 @@ def test_cli_spectra_writes_outputs_and_refuses_bad_input(tmp_path, capsys):
                          (["spectra", str(base), str(tuned), "--out", str(base)], "not a folder")):
         assert main(argv) == 2, argv
         assert needle in capsys.readouterr().err
+
+
+def test_practical_task_tiny_end_to_end(tmp_path):
+    pytest.importorskip("sklearn")
+    from numeric import practical as pr
+
+    cfg = pr.PracticalConfig(hidden=8, n_down=60, ranks=(1, 2), seeds=2, steps_pre=40, steps=20)
+    res = pr.run(cfg, tmp_path)
+    again = pr.run(cfg, tmp_path / "again")
+    assert [t["per_seed"] for t in res["table"]] == [t["per_seed"] for t in again["table"]]
+    methods = {t["method"] for t in res["table"]}
+    assert methods == {"fft", "lora-r1", "lora-r2", "pretrained"}
+    assert all(0 <= t["test_error"] <= 1 and t["se"] >= 0 for t in res["table"])
+    assert (tmp_path / "base.safetensors").is_file() and (tmp_path / "fft-seed1.safetensors").is_file()
+    # the saved adapter is read back by the PEFT-layout reader and equals the fitted shift
+    pairs, _, acfg = read_adapter(tmp_path / "lora-r2-seed0")
+    assert acfg["r"] == 2 and len(pairs) == 3
+    layers = S.analyse_pairs(pairs, S.SpectraOptions())
+    assert all(x.method == "adapter-exact" and sum(v > 1e-12 for v in x.sv) <= 2 for x in layers)
+    assert [x["name"] for x in res["shift_spectra"]] == list(pr.LAYERS)
+    with pytest.raises(InputError, match="ranks"):
+        pr.PracticalConfig(hidden=4, ranks=(8,))
