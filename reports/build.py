@@ -57,6 +57,8 @@ class ReportOptions:
     cache_dir: Path | None = None    # default: <out>/cache (kept across rebuilds)
     compile: bool = True             # run latexmk when present
     latex_timeout: int = 300
+    spectra: tuple = ()              # (BASE, TUNED) checkpoints for the spectra section
+    spectra_adapter: str | None = None   # or a LoRA adapter folder (PEFT layout)
 
 
 @dataclass
@@ -206,6 +208,24 @@ def check_out(out_arg) -> Path:
     return out
 
 
+def check_section_inputs(opts) -> dict:
+    """User inputs of plug-in sections, validated before any work: ``{section_id: {...}}``."""
+    if not opts.spectra and not opts.spectra_adapter:
+        return {}
+    from numeric import checkpoints as ck
+
+    if opts.spectra and opts.spectra_adapter:
+        raise InputError("--spectra BASE TUNED and --spectra-adapter DIR: give one of them")
+    if opts.spectra:
+        if len(opts.spectra) != 2:
+            raise InputError(f"--spectra takes two paths, BASE and TUNED, got {len(opts.spectra)}")
+        ck.pair_checkpoints(*opts.spectra)          # names, shapes, formats: exit 2 now
+        return {"spectra": {"base": str(Path(opts.spectra[0]).resolve()),
+                            "tuned": str(Path(opts.spectra[1]).resolve())}}
+    ck.read_adapter(opts.spectra_adapter)
+    return {"spectra": {"adapter": str(Path(opts.spectra_adapter).resolve())}}
+
+
 def _swap_into_place(build: Path, out: Path) -> None:
     """Replace ``out`` (a previous report of ours, or absent) by ``build``; the cache kept
     inside the old report moves into the new one."""
@@ -240,6 +260,7 @@ def build_report(opts: ReportOptions, progress=_progress, echo=print) -> ReportR
     device = resolve(cfg.device)
     ders, secs = select(tuple(opts.only), registry(), discover_sections())
     out = check_out(opts.out)
+    inputs = check_section_inputs(opts)
     cache_root = (cache_mod.check_cache_dir(opts.cache_dir) if opts.cache_dir is not None
                   else out / CACHE_SUBDIR)
     # -- nothing was written before this line: every refusal above leaves the disk untouched --
@@ -278,7 +299,11 @@ def build_report(opts: ReportOptions, progress=_progress, echo=print) -> ReportR
         # -- sections -------------------------------------------------------------------
         sec_results = {}
         for sec in secs:
-            key, ingredients = cache_mod.section_key(sec, cfg, device, keys_by_module, template_dirs())
+            sec_inputs = inputs.get(sec.id)
+            key, ingredients = cache_mod.section_key(
+                sec, cfg, device, keys_by_module, template_dirs(),
+                inputs={"named": sec_inputs, "files": cache_mod.file_fingerprint(
+                    *sec_inputs.values())} if sec_inputs else None)
             data = cache.load("sections", sec.id, key, files_to=build)
             if data is not None:
                 progress(f"section {sec.id}: reusing the cached result")
@@ -288,6 +313,7 @@ def build_report(opts: ReportOptions, progress=_progress, echo=print) -> ReportR
             progress(f"section {sec.id}: computing")
             before = set(os.listdir(build))
             ctx = SectionContext(cfg=cfg, quick=cfg.quick, seed=cfg.seed, device=device,
+                                 inputs=sec_inputs or {},
                                  out_dir=build, audit=audit, progress=progress)
             t0 = time.perf_counter()
             try:

@@ -147,7 +147,8 @@ def derivation_key(der, cfg, device) -> tuple[str, dict]:
     return _sha(json.dumps(ingredients, sort_keys=True, default=str)), ingredients
 
 
-def section_key(sec, cfg, device, derivation_keys: dict, template_dirs) -> tuple[str, dict]:
+def section_key(sec, cfg, device, derivation_keys: dict, template_dirs,
+                inputs: dict | None = None) -> tuple[str, dict]:
     """(hash, ingredients) of a section's compute result.
 
     ``derivation_keys`` maps derivation module names to their keys: a section whose sources name
@@ -168,7 +169,21 @@ def section_key(sec, cfg, device, derivation_keys: dict, template_dirs) -> tuple
         "derivations": {m: derivation_keys[m] for m in sorted(set(deps) & set(derivation_keys))},
         **environment_key(cfg, device),
     }
+    if inputs:                       # user inputs a section reads (e.g. named checkpoints)
+        ingredients["inputs"] = inputs
     return _sha(json.dumps(ingredients, sort_keys=True, default=str)), ingredients
+
+
+def file_fingerprint(*paths) -> list:
+    """Path, size and modification time of every file under ``paths`` (a cache ingredient)."""
+    out = []
+    for p in paths:
+        p = Path(p)
+        files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
+        for f in files:
+            st = f.stat()
+            out.append([str(f.resolve()), st.st_size, st.st_mtime_ns])
+    return out
 
 
 # The Cache Directory Tagging Specification's tag (backup tools skip such folders); a named

@@ -20,7 +20,8 @@ def cmd_report(args) -> int:
     opts = ReportOptions(out=args.out, quick=args.quick, fresh=args.fresh, seed=args.seed,
                          device=args.device, only=tuple(args.only or ()),
                          cache_dir=args.cache_dir,
-                         compile=not args.no_pdf)
+                         compile=not args.no_pdf, spectra=tuple(args.spectra or ()),
+                         spectra_adapter=args.spectra_adapter)
     import signal
 
     def _terminate(signum, frame):          # a killed run cleans up its temporary folder too
@@ -50,4 +51,8 @@ def register(subparsers) -> None:
                    help="cache folder (default: cache/ inside --out, carried over to each new "
                         "report; a named folder must be new, empty or a cache of this tool)")
     q.add_argument("--no-pdf", action="store_true", help="write report.tex only")
+    q.add_argument("--spectra", nargs=2, metavar=("BASE", "TUNED"),
+                   help="also measure these checkpoints in the spectra section (minor comment 2)")
+    q.add_argument("--spectra-adapter", metavar="DIR",
+                   help="also measure this LoRA adapter (PEFT layout) in the spectra section")
     q.set_defaults(func=cmd_report)

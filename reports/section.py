@@ -79,6 +79,9 @@ class SectionContext:
     out_dir: Path                 # write <section-id>-*.pdf/csv/json here (file names into data)
     audit: dict                   # {"provenance": ..., "verdict": ..., "derivations": {id: result}}
     progress: Callable[[str], None] = print
+    # user inputs named on the command line for sections that read them, e.g.
+    # {"spectra": {"base": ..., "tuned": ...} or {"adapter": ...}} (checkpoints to measure)
+    inputs: dict = field(default_factory=dict)
 
     def __getitem__(self, key):
         return getattr(self, key)

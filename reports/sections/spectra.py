@@ -80,13 +80,54 @@ def compute(ctx) -> dict:
             + ("the spectrum's suggestion is among them." if res["suggested_rank_in_best_set"]
                else "the spectrum's suggestion is not among them, so on this task the spectrum of "
                     "the FFT shift does not predict LoRA's best rank."))
+    user = _user_checkpoints(ctx, out) if ctx.inputs else None
     return {
+        "user": user,
         "config": res["config"], "table": lora, "fft": fft, "pretrained": pre,
         "pretrain_train_error": res["pretrain_train_error"], "layers": layers,
         "findings": findings, "verdict": "pass",
         "figure_error": fig_err.name if fig_err else None,
         "figure_sv": fig_sv.name if fig_sv else None,
         "csv": [f"{SID}-test-error.csv", f"{SID}-fft-shift.csv"],
+    }
+
+
+MAX_ROWS = 40          # layers listed in the report's table (all of them are in the CSV)
+
+
+def _user_checkpoints(ctx, out: Path) -> dict:
+    """``lora-audit spectra`` of the checkpoints named with ``report --spectra``."""
+    from derivations.spectra_cli import run_spectra
+    from numeric.spectra import SpectraOptions
+
+    from reports.spectra_figures import make_figures
+
+    named = ctx.inputs
+    with tempfile.TemporaryDirectory(prefix="lora-audit-spectra-") as tmp:
+        res = run_spectra(named.get("base"), named.get("tuned"), named.get("adapter"),
+                          SpectraOptions(device=str(ctx.device)), out_dir=tmp, figures=False,
+                          progress=lambda d, t, name, _r: ctx.progress(
+                              f"section {SID}: layer {d}/{t} ({name})"))
+    figs = make_figures(res["layers"], out, prefix=f"{SID}-user")
+    rows = [{k: v for k, v in x.items() if k not in ("sv", "notes", "captured", "shape")}
+            for x in res["layers"]]
+    _csv(out / f"{SID}-user-layers.csv", rows)
+    s = res["summary"]
+    return {
+        "source": [f"{k}: {v}" for k, v in res["source"].items() if isinstance(v, str)],
+        "layers": [{"name": x["name"], "rows": x["shape"][0], "cols": x["shape"][1],
+                    "method": x["method"], "fro": x["fro"], "stable_rank": x["stable_rank"],
+                    "effective_rank": x["effective_rank"], "rank90": x["rank90"],
+                    "rank99": x["rank99"], "gd_rank": x["gd_rank"]}
+                   for x in res["layers"][:MAX_ROWS]],
+        "n_layers": s["layers"], "shown": min(MAX_ROWS, s["layers"]),
+        "skipped": s["skipped"].get("not_2d", s["skipped"].get("not_lora", 0)),
+        "median_stable_rank": s["median_stable_rank"], "median_gd_rank": s["median_gd_rank"],
+        "max_gd_rank": s["max_gd_rank"],
+        "captured": [{"r": r, "fraction": v} for r, v in s["captured_energy"].items()],
+        "figure_sv": figs["figure_sv"].name if "figure_sv" in figs else None,
+        "figure_ranks": figs["figure_ranks"].name if "figure_ranks" in figs else None,
+        "csv": f"{SID}-user-layers.csv",
     }
 
 
