@@ -82,14 +82,14 @@ def default_out(quick: bool) -> Path:
 
 
 def execute(cfg: dict, out_dir, device, *, fresh=False, progress=None, figures=True,
-            predictor=None) -> dict:
+            predictor=None, client=None) -> dict:
     """Run/resume the sweep, write CSV/JSON (and figures); returns the summary and file names."""
     from numeric import sensitivity as sens
 
     out_dir = Path(out_dir)
     t0 = time.perf_counter()
     sweep = sens.run_sweep(cfg, out_dir, device, fresh=fresh, progress=progress,
-                           predictor=predictor)
+                           predictor=predictor, client=client)
     t_sweep = time.perf_counter() - t0
     summary = sens.summarize_sweep(sweep, cfg)
     files = sens.write_outputs(summary, sweep, cfg, out_dir, device)
@@ -133,6 +133,15 @@ def print_summary(res: dict, out=None) -> None:
         print(f"  wrote {path}", file=out)
 
 
+def add_dask_flags(q) -> None:
+    q.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="run on a local Dask cluster of N worker processes (needs the dask extra)")
+    q.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="run on an existing Dask cluster, e.g. tcp://10.0.0.5:8786")
+    q.add_argument("--timeout", type=float, default=10.0, metavar="S",
+                   help="seconds to wait for --scheduler before giving up (exit 2)")
+
+
 def cmd_sensitivity(args) -> int:
     from numeric import sensitivity_config as sconf
     from numeric.device import resolve
@@ -145,15 +154,21 @@ def cmd_sensitivity(args) -> int:
         print(sconf.to_toml(cfg))
         return 0
     device = resolve(args.device)
-    out = check_sweep_out(args.out if args.out is not None else default_out(args.quick))
-    out.mkdir(parents=True, exist_ok=True)
-    if not (out / SWEEP_MARKER).exists():
-        from numeric.io import write_text_atomic
+    from numeric import distributed as dist
 
-        write_text_atomic(out / SWEEP_MARKER, "lora-audit sensitivity output folder\n")
+    dist.check_request(args.workers, args.scheduler)
+    out = check_sweep_out(args.out if args.out is not None else default_out(args.quick))
     try:
-        res = execute(cfg, out, device, fresh=args.fresh, progress=ProgressBar(),
-                      figures=not args.no_figures)
+        with dist.cluster(args.workers, args.scheduler, timeout=args.timeout) as client:
+            if client is not None:             # connected: only now is anything written
+                print(f"sensitivity: points on {dist.describe(client)}", file=sys.stderr)
+            out.mkdir(parents=True, exist_ok=True)
+            if not (out / SWEEP_MARKER).exists():
+                from numeric.io import write_text_atomic
+
+                write_text_atomic(out / SWEEP_MARKER, "lora-audit sensitivity output folder\n")
+            res = execute(cfg, out, device, fresh=args.fresh, progress=ProgressBar(),
+                          figures=not args.no_figures, client=client)
     except KeyboardInterrupt:
         print(f"\nlora-audit sensitivity: interrupted; finished points are kept in "
               f"{out / 'points.jsonl'} -- rerun the same command to resume", file=sys.stderr)
@@ -178,6 +193,7 @@ def register(subparsers) -> None:
     q.add_argument("--print-config", action="store_true",
                    help="print the resolved configuration as TOML and exit")
     q.add_argument("--no-figures", action="store_true", help="skip the PDF figures")
+    add_dask_flags(q)
     q.set_defaults(func=cmd_sensitivity)
 
 

@@ -436,7 +436,7 @@ def run_settings(cfg: dict) -> dict:
 
 
 def run_sweep(cfg: dict, out_dir, device="cpu", *, fresh=False, progress=None, predictor=None,
-              compute=None) -> dict:
+              compute=None, client=None) -> dict:
     """Run (or resume) the sweep; returns ``{"entries", "records", "computed", "reused", ...}``.
 
     ``progress(done, total, label, reused)`` is called after each point; an exception raised in
@@ -444,6 +444,12 @@ def run_sweep(cfg: dict, out_dir, device="cpu", *, fresh=False, progress=None, p
     already on disk.  ``batch`` and ``threads`` are not in the key: they change memory use and
     speed, not the numbers (data are drawn in fixed, separately seeded chunks).
     ``compute`` replaces ``compute_point`` (tests use it to crash a point).
+
+    ``client`` (a ``distributed.Client``, see ``numeric.distributed``) computes the points that
+    are not in the journal on Dask workers instead of in this process; the journal stays here
+    (a point is appended when it arrives), so an interrupted distributed sweep resumes like a
+    serial one, and the numbers are the serial run's: each point has its own seed and each
+    worker runs with ``run.threads`` torch threads.
     """
     import torch
 
@@ -469,9 +475,15 @@ def run_sweep(cfg: dict, out_dir, device="cpu", *, fresh=False, progress=None, p
     records, computed, reused = {}, 0, 0
     threads = torch.get_num_threads()
     torch.set_num_threads(cfg["run"]["threads"])
+    counts = {"computed": 0, "reused": 0}
     try:
-        _loop(unique, by_key, done, records, journal, compute, run, device, predictor, version,
-              pname, progress, counts := {"computed": 0, "reused": 0})
+        if client is None:
+            _loop(unique, by_key, done, records, journal, compute, run, device, predictor,
+                  version, pname, progress, counts)
+        else:
+            _loop_distributed(client, unique, by_key, done, records, journal, compute, run,
+                              str(device), predictor, version, pname, progress, counts,
+                              cfg["run"]["threads"])
     finally:
         torch.set_num_threads(threads)
     computed, reused = counts["computed"], counts["reused"]
@@ -496,6 +508,55 @@ def _loop(unique, by_key, done, records, journal, compute, run, device, predicto
             counts["computed"] += 1
         if progress:
             progress(i + 1, len(unique), e["label"], key in done)
+
+
+def _on_worker(compute, point, seed, run, device, predictor, threads):
+    """A point on a Dask worker, with the serial run's torch thread count."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return compute(point, seed, run, torch.device(device), predictor)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _loop_distributed(client, unique, by_key, done, records, journal, compute, run, device,
+                      predictor, version, pname, progress, counts, threads):
+    from .distributed import as_completed
+
+    n = 0
+    for key in unique:                           # journal first: nothing to send
+        if key in done:
+            records[key] = done[key]
+            counts["reused"] += 1
+            n += 1
+            if progress:
+                progress(n, len(unique), by_key[key]["label"], True)
+    futures = {}
+    for key in unique:
+        if key in done:
+            continue
+        e = by_key[key]
+        fut = client.submit(_on_worker, compute, e["point"], e["seed"], run, device, predictor,
+                            threads, key=f"sensitivity-point-{key}", pure=False)
+        futures[fut] = key
+    try:
+        for fut in as_completed(client, list(futures)):
+            key = futures[fut]
+            e = by_key[key]
+            body = fut.result()
+            rec = {"key": key, "point": e["point"], "seed": e["seed"], "code_version": version,
+                   "predictor": pname, "result": body}
+            append_record(journal, rec)
+            records[key] = rec
+            counts["computed"] += 1
+            n += 1
+            if progress:
+                progress(n, len(unique), e["label"], False)
+    finally:
+        client.cancel([f for f in futures if not f.done()])
 
 
 # -------------------------------------------------------------------------------- summary
