@@ -23,10 +23,13 @@ def registry() -> dict:
             der.module = mod
             found.append((getattr(mod, "ORDER", 1000), i, der))
     found.sort(key=lambda t: (t[0], t[1]))
+    from symbolic.text import check_title
+
     out = {}
     for _, _, der in found:
         if der.id in out:
             raise ValueError(f"derivation id {der.id!r} declared twice")
+        check_title(der.title, f"derivation {der.id}")     # LaTeX, no code in print
         out[der.id] = der
     return out
 

@@ -73,6 +73,7 @@ def audit_derivation(derivation: Derivation, cfg, progress=None) -> dict:
     return {
         "id": derivation.id,
         "title": derivation.title,
+        "plain_title": derivation.plain_title,
         "kind": derivation.kind,
         "regime": derivation.regime,
         "verdict": "pass" if (steps_ok and stmt_ok and controls_ok) else "fail",

@@ -36,7 +36,8 @@ def _fmt(x, digits=6):
 def cmd_list(args) -> int:
     from . import registry
 
-    rows = [{"id": d.id, "title": d.title, "kind": d.kind, "regime": d.regime,
+    rows = [{"id": d.id, "title": d.plain_title, "title_latex": d.title, "kind": d.kind,
+             "regime": d.regime,
              "steps": len(d.steps), "controls": len(d.controls)} for d in registry().values()]
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -99,7 +100,8 @@ def run_audit(ids, cfg, progress=_progress, client=None) -> dict:
 
 def print_audit_table(report: dict, out=sys.stdout) -> None:
     for r in report["derivations"]:
-        print(f"\n== {r['id']} [{r['kind']}] {r['title']} -- {r['verdict'].upper()}", file=out)
+        print(f"\n== {r['id']} [{r['kind']}] {r.get('plain_title', r['title'])} -- "
+              f"{r['verdict'].upper()}", file=out)
         for s in r["steps"]:
             for c in s["certificates"]:
                 print(f"   step {s['id']:<22} {c['method']:<11} {c['verdict']:<5} {c['summary']}", file=out)

@@ -130,6 +130,13 @@ class Derivation:
     extra: dict = field(default_factory=dict)   # derivation-specific hooks for custom checkers
     module: Any = None                    # filled by the registry (for cache keys)
 
+    @property
+    def plain_title(self) -> str:
+        """The title for the terminal (Unicode text; ``title`` itself is LaTeX)."""
+        from symbolic.text import plain
+
+        return plain(self.title)
+
     def step(self, step_id: str) -> Step:
         for s in self.steps:
             if s.id == step_id:

@@ -205,7 +205,7 @@ def derivation_view(der, result: dict, sweep: dict | None, figures: dict) -> dic
                       "beyond": [p[sweep["param"]] for p in sweep["points"] if abs(p["z"]) > 4],
                       "name": sweep["param"]}
     return {
-        "id": der.id, "title": text_or_tex(der.title), "plain_title": der.title,
+        "id": der.id, "title": der.title, "plain_title": der.plain_title,
         "kind": der.kind, "kind_label": KIND_LABELS.get(der.kind, der.kind),
         "regime": der.regime, "verdict": result["verdict"],
         "steps_ok": result["steps_ok"], "statement_ok": result["statement_ok"],

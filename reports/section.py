@@ -65,6 +65,9 @@ class Section:
                              f"known: {', '.join(REFEREE_COMMENTS)}")
         if not callable(self.compute):
             raise TypeError(f"section {self.id}: compute must be callable")
+        from symbolic.text import check_title
+
+        check_title(self.title, f"section {self.id}")
 
 
 @dataclass

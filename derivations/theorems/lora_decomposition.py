@@ -149,7 +149,7 @@ steps_over = (
 
 DER_OVER = Derivation(
     id="lora_decomp_over",
-    title="LoRA, overdetermined: deterministic risk decomposition (rank-r error in the whitened problem)",
+    title=r"LoRA, overdetermined: deterministic risk decomposition (rank-$r$ error in the whitened problem)",
     regime="overdetermined",
     assumptions=(r"$n > d$ so that $S = X X^\top$ is invertible (almost surely)",
                  r"$\hat\Delta_L = P_r(R X^\top S^{-1/2}) S^{-1/2}$ (the global minimiser, "
@@ -259,7 +259,7 @@ steps_under = (
 
 DER_UNDER = Derivation(
     id="lora_decomp_under",
-    title="LoRA, underdetermined, isotropic: risk = truncation error through X^+ plus FFT's bias",
+    title=r"LoRA, underdetermined, isotropic: risk $=$ truncation error through $X^{+}$ plus FFT's bias",
     regime="underdetermined",
     assumptions=(r"$d > n + 1$, $\Sigma = I$",
                  r"$\hat\Delta_L = P_r(R) X^+$ (minimum-norm global minimiser, "

@@ -238,7 +238,7 @@ steps_under = (
 
 DER_UNDER = Derivation(
     id="lora_estimator_under",
-    title="LoRA estimator, underdetermined: P_r(R) X^+ is the minimum-norm global minimiser; GD (not Adam) finds it",
+    title=r"LoRA estimator, underdetermined: $P_r(R)\,X^{+}$ is the minimum-norm global minimiser; GD (not Adam) finds it",
     regime="underdetermined",
     assumptions=(r"$n < d$", r"$X$ of full column rank $n$"),
     definitions=(("R", Delta * X + E), ("P", X * Xp), ("DeltaL", TruncSVD(R, r) * Xp)),

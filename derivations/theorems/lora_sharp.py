@@ -359,8 +359,8 @@ _MC_BASE = {"over": dict(d=4, k=3, n=12, r=1, sigma=1.0, shift_sv=(3.0, 2.0, 1.0
 
 
 def _make(regime) -> Derivation:
-    title = {"over": "LoRA, overdetermined: sharp asymptotic excess risk at rank r",
-             "under": "LoRA, underdetermined (Sigma = I): sharp asymptotic excess risk at rank r"}
+    title = {"over": r"LoRA, overdetermined: sharp asymptotic excess risk at rank $r$",
+             "under": r"LoRA, underdetermined ($\Sigma = I$): sharp asymptotic excess risk at rank $r$"}
     wrong_scale = {"over": d / (n - d), "under": n / (d - n)}
     f = _formula(regime)
     steps = _spiked_steps() + _scale_steps(regime)

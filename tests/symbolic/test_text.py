@@ -1,0 +1,43 @@
+"""Plain-text titles: LaTeX in the report, Unicode in the terminal, code in neither."""
+import pytest
+
+from symbolic.text import check_title, plain
+
+
+@pytest.mark.parametrize("latex,text", [
+    (r"Misalignment bias, $2\times 2$ case", "Misalignment bias, 2×2 case"),
+    (r"first-order bound $\beta_{\mathrm{mis}}\le 2\eta/(1-\eta)\,b_r$",
+     "first-order bound β_mis ≤ 2η/(1-η) b_r"),
+    (r"in $(\varepsilon/\delta)^2$ (Davis--Kahan/Wedin)", "in (ε/δ)² (Davis–Kahan/Wedin)"),
+    (r"$P_r(R)\,X^{+}$ is", "P_r(R) X⁺ is"),
+    (r"($\Sigma = I$): sharp", "(Σ = I): sharp"),
+    (r"$\hat{\Sigma}$ and $\sqrt{n}$", "Σ̂ and √n"),
+])
+def test_plain(latex, text):
+    assert plain(latex) == text
+
+
+def test_unknown_macro_is_refused_loudly():
+    with pytest.raises(ValueError, match=r"unknown LaTeX macro \\frobnicate"):
+        plain(r"$\frobnicate x$")
+
+
+@pytest.mark.parametrize("bad,needle", [
+    ("P_r(R) X^+ is the minimiser", "outside math"),
+    ("underdetermined (Sigma = I)", "'Sigma'"),
+    ("a $x$ and $y", "unbalanced"),
+])
+def test_check_title_refuses_code_in_print(bad, needle):
+    with pytest.raises(ValueError, match=needle):
+        check_title(bad, "t")
+
+
+def test_every_registered_title_is_clean():
+    from derivations import registry
+    from reports.section import discover_sections
+
+    for der in registry().values():
+        check_title(der.title, der.id)
+        assert "$" not in der.plain_title and "\\" not in der.plain_title
+    for sec in discover_sections().values():
+        check_title(sec.title, sec.id)
