@@ -113,7 +113,7 @@ def test_referee_cites_only_existing_evidence():
     assert out["major2"]["status"] == "open" and len(out["major2"]["caveats"]) == 2
     assert out["falsification"]["status"] == "answered"
     assert out["minor1"]["status"] == "answered"          # the generated notation table
-    assert out["minor2"]["status"] == "open" and "real-task" in out["minor2"]["would_answer"]
+    assert out["minor2"]["status"] == "open" and "checkpoints" in out["minor2"]["would_answer"]
 
 
 def test_printer_braces_superscripted_names():
