@@ -207,7 +207,7 @@ def register(subparsers) -> None:
                    help="pretrained and fine-tuned checkpoints (.safetensors, sharded folder, .pt/.bin)")
     q.add_argument("--adapter", metavar="DIR", help="a LoRA adapter folder (PEFT layout)")
     q.add_argument("--noise", type=float, default=None,
-                   help="noise level per entry: also report THEORY 4.3's keep-threshold rank")
+                   help="noise level per entry: also report the keep-threshold rank of the sharp asymptotics")
     q.add_argument("--ranks", default="1,2,4,8,16,32,64",
                    help="LoRA ranks at which to report the captured energy")
     q.add_argument("--exact-max", type=int, default=4096,

@@ -70,7 +70,7 @@ def referee_view(sections: list[dict], derivations: list[dict], der_answers: dic
         evidence, caveats = [], []
         if cid == "minor1":
             evidence.append({"text": (r"Every symbol is declared once in the symbol registry "
-                                      r"(\texttt{symbolic/registry.py}); the notation table is generated "
+                                      r"of the project; the notation table is generated "
                                       r"from it and every formula of this report is printed from the same "
                                       r"registry, so $W_0$, $W^* = W_0 + \Delta^*$ and the excess risk "
                                       r"$\mathcal R$ are introduced once and used consistently."),

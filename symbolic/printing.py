@@ -13,6 +13,12 @@ from . import ops
 from .registry import REGISTRY
 
 
+class UndefinedSymbolError(ValueError):
+    def __init__(self, name: str):
+        super().__init__(f"symbol {name!r} is printed in the report but not declared in "
+                         "symbolic/registry.py (the notation table would not define it)")
+
+
 class AuditLatexPrinter(LatexPrinter):
     printmethod = "_audit_latex"
 
@@ -31,15 +37,19 @@ class AuditLatexPrinter(LatexPrinter):
         return self._print_Add(expr)
 
     # symbols -------------------------------------------------------------
+    # Every printed symbol must be declared in the registry (so the notation table defines it);
+    # an undeclared one fails the build rather than appearing undefined in the report.
     def _print_Symbol(self, expr, style="plain"):
         info = REGISTRY.get(expr.name)
         if info is not None:
             return info.latex
-        return super()._print_Symbol(expr, style=style)
+        raise UndefinedSymbolError(expr.name)
 
     def _print_MatrixSymbol(self, expr):
         info = REGISTRY.get(expr.name)
-        return info.latex if info is not None else super()._print_MatrixSymbol(expr)
+        if info is not None:
+            return info.latex
+        raise UndefinedSymbolError(expr.name)
 
     # structure ------------------------------------------------------------
     def _print_Transpose(self, expr):
@@ -98,4 +108,4 @@ def relation_latex(lhs, rel: str, rhs) -> str:
     return f"{latex(lhs)} {op} {latex(rhs)}"
 
 
-__all__ = ["AuditLatexPrinter", "latex", "relation_latex", "ops"]
+__all__ = ["AuditLatexPrinter", "UndefinedSymbolError", "latex", "relation_latex", "ops"]

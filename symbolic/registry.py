@@ -28,9 +28,17 @@ class SymbolInfo:
 REGISTRY: dict[str, SymbolInfo] = {}
 
 
+def _norm_latex(latex: str) -> str:
+    return "".join(latex.split())
+
+
 def _declare(name, latex, meaning, shape=None, group="model", kind=None, **assumptions):
     if name in REGISTRY:
         raise ValueError(f"symbol {name!r} declared twice")
+    for other in REGISTRY.values():     # one symbol, one meaning (the referee's minor comment 1)
+        if _norm_latex(other.latex) == _norm_latex(latex):
+            raise ValueError(f"symbol {name!r}: its LaTeX {latex!r} already means "
+                             f"{other.meaning!r} ({other.name!r}); one symbol, one meaning")
     kind = kind or ("scalar" if shape is None else "matrix")
     REGISTRY[name] = SymbolInfo(name, latex, meaning, shape, assumptions, group, kind)
 
@@ -51,14 +59,16 @@ _declare("cos2m", r"c_m^2", r"squared cosine between a spike's observed and true
 _declare("cos2N", r"c_N^2", r"squared cosine between a spike's observed and true singular vectors, larger ($N$) side", nonnegative=True)
 _declare("xstar", r"x^*", r"keep threshold: keeping a spike pays iff $x > x^*$", positive=True)
 _declare("Nsp", "N", r"larger dimension of the normalised spiked matrix ($\max(k, d)$ over, $\max(k, n)$ under)", **_INT)
-_declare("Rsharp", r"\mathcal R_{\mathrm{sharp}}(r)", r"sharp asymptotic LoRA risk at rank $r$ (spiked truncated SVD, THEORY 4.3)", nonnegative=True)
-_declare("kappa", r"\kappa", r"fixed point of $\sum_i s_i/(s_i+\kappa) = n$", positive=True)
-_declare("df2", r"\mathrm{df}_2", r"$\frac1n\sum_i s_i^2/(s_i+\kappa)^2$", positive=True)
+_declare("Rsharp", r"\mathcal R_{\mathrm{sharp}}(r)", r"sharp asymptotic LoRA risk at rank $r$ (spiked truncated SVD; Benaych-Georges and Nadakuditi 2012)", nonnegative=True)
+_declare("kappa", r"\kappa", r"fixed point of $\sum_i \lambda_i/(\lambda_i+\kappa) = n$ ($\lambda_i$: eigenvalues of $\Sigma$)", positive=True)
+_declare("df2", r"\mathrm{df}_2", r"$\frac1n\sum_i \lambda_i^2/(\lambda_i+\kappa)^2$", positive=True)
 _declare("eps", r"\varepsilon", r"misalignment $\lVert Q_\perp C Q\rVert_{\mathrm{op}}$", nonnegative=True)
 _declare("eta", r"\eta", r"distance to isotropy $\lVert C - I\rVert_{\mathrm{op}}$", nonnegative=True)
 _declare("b_r", r"b_r", r"best rank-$r$ risk $\sum_{i>r}\sigma_i^2(\Delta^*\Sigma^{1/2})$", nonnegative=True)
 _declare("lam", r"\lambda", r"eigenvalues $\lambda_1,\dots,\lambda_d$ of $\Sigma$", positive=True)
-_declare("bq", r"b", r"rows of $\Delta^*$ in $\Sigma$'s eigenbasis, $b_{ji} = (\Delta^* q_i)_j$", real=True)
+_declare("bq", r"\tilde b", r"rows of $\Delta^*$ in $\Sigma$'s eigenbasis, $\tilde b_{ji} = (\Delta^* q_i)_j$", real=True)
+_declare("i", "i", r"summation index (eigen- or singular-value number)", group="indices", integer=True, positive=True)
+_declare("j", "j", r"summation index (output row)", group="indices", integer=True, positive=True)
 _declare("t", "t", "deviation in a concentration inequality (probability $e^{-t^2/2}$)", positive=True)
 _declare("Fnorm2", r"\lVert\Delta^*\rVert_F^2", r"squared Frobenius norm of the shift", nonnegative=True)
 # --- matrices ---

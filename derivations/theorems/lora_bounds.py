@@ -111,7 +111,7 @@ trunc_over = Step(
 
 steps_over = (
     Step("decomposition", risk(DeltaL), "=", Frob2(D_over * Sihalf * SigmaHalf),
-         Justification("lemma", r"THEORY 4.1, derivation \texttt{lora\_decomp\_over}"), ("hp",)),
+         Justification("lemma", r"the deterministic risk decomposition, derivation \texttt{lora\_decomp\_over}"), ("hp",)),
     Step("submultiplicativity", Frob2(D_over * Sihalf * SigmaHalf), "<=",
          Frob2(D_over) / SigmaMin(W_over),
          Justification("inequality", r"$\lVert A B\rVert_F \le \lVert A\rVert_F\lVert B\rVert_{op}$ and "
@@ -204,7 +204,7 @@ trunc_under = Step(
 
 steps_under = (
     Step("decomposition", risk(DeltaL), "=", Frob2(D_under * Xp) + Frob2(Delta * (Id - P)),
-         Justification("lemma", r"THEORY 4.1, derivation \texttt{lora\_decomp\_under} ($\Sigma = I$)"),
+         Justification("lemma", r"the deterministic risk decomposition, derivation \texttt{lora\_decomp\_under} ($\Sigma = I$)"),
          ("hp",)),
     Step("submultiplicativity", Frob2(D_under * Xp), "<=", Frob2(D_under) / SigmaMin(W_under),
          Justification("inequality", r"$\lVert X^+\rVert_{op}^2 = 1/\lambda_{\min}(X^\top X)$"),

@@ -206,7 +206,7 @@ DER_OVER = Derivation(
 def validate_under(p):
     require(p.d > p.n + 1, f"lora_decomp_under needs d > n + 1, got d = {p.d}, n = {p.n}")
     require(p.isotropic, "lora_decomp_under needs Sigma = I (cov_eigs empty or all 1): for other "
-                         "covariances a cross term appears (THEORY 5)")
+                         "covariances a cross term appears (derivation misalign_cross_under)")
 
 
 def simulate_under(p, trials, gen, device):

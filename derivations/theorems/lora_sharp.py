@@ -147,7 +147,7 @@ def _validate(regime):
             require(p.d > p.n + 1, f"lora_sharp_under needs d > n + 1 (underdetermined), got "
                                    f"d = {p.d}, n = {p.n}")
             require(p.isotropic, "lora_sharp_under assumes Sigma = I (leave cov_eigs empty); the "
-                                 "general-covariance case has a cross term (THEORY 4.1/5)")
+                                 "general-covariance case has a cross term (derivation misalign_cross_under)")
     return validate
 
 
@@ -368,7 +368,7 @@ def _make(regime) -> Derivation:
         assumptions = (r"$x\sim\mathcal N(0,\Sigma)$, $\Sigma$ symmetric positive definite; noise "
                        r"$\mathcal N(0,\sigma^2 I_k)$; $n > d + 1$",
                        r"$\hat\Delta_L = P_r(RX^\top S^{-1/2})S^{-1/2}$, the global minimiser "
-                       r"(reduction of THEORY 4.1: derivation lora\_decomp\_over)",
+                       r"(the deterministic reduction of derivation lora\_decomp\_over)",
                        r"proportional limit: $d, k, n\to\infty$ with $d/n$, $k/d$ fixed and the "
                        r"normalised spikes $x_i = \sqrt n\,\sigma_i(\Delta^*\Sigma^{1/2})/(\sigma"
                        r"\sqrt N)$ fixed, $N = \max(k, d)$, $\beta = \min(k,d)/N$")
@@ -380,7 +380,7 @@ def _make(regime) -> Derivation:
     else:
         assumptions = (r"$x\sim\mathcal N(0, I_d)$; noise $\mathcal N(0,\sigma^2 I_k)$; $d > n + 1$",
                        r"$\hat\Delta_L = P_r(R)X^+$, the minimum-norm global minimiser "
-                       r"(reduction of THEORY 4.1: derivation lora\_decomp\_under)",
+                       r"(the deterministic reduction of derivation lora\_decomp\_under)",
                        r"proportional limit: $d, k, n\to\infty$ with ratios and $x_i = \sqrt n\,"
                        r"\sigma_i(\Delta^*)/(\sigma\sqrt N)$ fixed, $N = \max(k, n)$, "
                        r"$\beta = \min(k, n)/N$")
@@ -393,7 +393,7 @@ def _make(regime) -> Derivation:
                 "statement", formula=_formula(regime, keep_coeff=2.0)),
         Control("keep cost 4beta", r"keep cost $1 + \beta + 4\beta/x^2$ in the risk formula",
                 "statement", formula=_formula(regime, keep_coeff=4.0)),
-        Control("first-order mapping", r"THEORY.md's first-order mapping: every kept error at the "
+        Control("first-order mapping", r"the first-order mapping: every kept error at the "
                 r"noise scale (exact only as the aspect ratio $\to\infty$)", "statement",
                 formula=_formula(regime, mapping="theory")),
         Control("formula 5% high", r"the whole sharp risk multiplied by 1.05 (the gate's resolution)",

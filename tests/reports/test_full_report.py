@@ -17,13 +17,55 @@ from reports.section import discover_sections
 HAVE_TEX = shutil.which("latexmk") is not None and shutil.which("pdftotext") is not None
 
 
-@pytest.mark.slow
-@pytest.mark.tex
-def test_full_report_contains_every_derivation_and_section(tmp_path):
+@pytest.fixture(scope="module")
+def full(tmp_path_factory):
     if not HAVE_TEX:
         pytest.skip("latexmk/pdftotext not installed")
-    res = build_report(ReportOptions(out=tmp_path / "report", quick=True, device="cpu",
-                                     cache_dir=tmp_path / "cache"), progress=lambda m: None)
+    tmp = tmp_path_factory.mktemp("full")
+    return build_report(ReportOptions(out=tmp / "report", quick=True, device="cpu",
+                                      cache_dir=tmp / "cache"), progress=lambda m: None)
+
+
+MIN_TEXT_PT = 4.5        # smallest word-box height accepted (about a 5 pt font)
+
+
+@pytest.mark.slow
+@pytest.mark.tex
+def test_every_page_is_legible_and_nothing_runs_off_the_page(full, tmp_path):
+    """Every page renders; no word (figure labels included) is set below ~5 pt or leaves the
+    page; the report is self-contained (no pointers to files or code the reader lacks)."""
+    import html
+
+    assert full.status == 0, (full.message, full.failures)
+    xml = subprocess.run(["pdftotext", "-bbox-layout", str(full.pdf), "-"], capture_output=True,
+                         text=True, check=True).stdout
+    pages = re.findall(r'<page width="([\d.]+)" height="([\d.]+)">(.*?)</page>', xml, re.S)
+    assert len(pages) > 5
+    small, off = [], []
+    for no, (w, h, body) in enumerate(pages, start=1):
+        for x0, y0, x1, y1, word in re.findall(
+                r'<word xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax="([\d.]+)">([^<]*)</word>',
+                body):
+            x0, y0, x1, y1 = map(float, (x0, y0, x1, y1))
+            if y1 - y0 < MIN_TEXT_PT and html.unescape(word).strip():
+                small.append((no, html.unescape(word), round(y1 - y0, 2)))
+            if x1 > float(w) + 0.5 or y1 > float(h) + 0.5 or x0 < -0.5 or y0 < -0.5:
+                off.append((no, html.unescape(word)))
+    assert not off, f"text off the page: {off[:10]}"
+    assert len(small) <= 3, f"text below {MIN_TEXT_PT} pt: {small[:20]}"
+    png = subprocess.run(["pdftoppm", "-r", "20", "-png", str(full.pdf), str(tmp_path / "p")],
+                         capture_output=True)
+    assert png.returncode == 0 and len(list(tmp_path.glob("p*.png"))) == len(pages)
+    text = subprocess.run(["pdftotext", str(full.pdf), "-"], capture_output=True, text=True,
+                          check=True).stdout
+    for leak in ("THEORY.md", "THEORY 4", "THEORY §", ".py", "numeric.", "derivations.theorems"):
+        assert leak not in text, f"the report points the reader to {leak!r}, which they lack"
+
+
+@pytest.mark.slow
+@pytest.mark.tex
+def test_full_report_contains_every_derivation_and_section(full):
+    res = full
     assert res.status == 0, (res.message, res.failures)
     text = " ".join(subprocess.run(["pdftotext", str(res.pdf), "-"], capture_output=True,
                                    text=True, check=True).stdout.split()).replace("\u2019", "'")
@@ -38,6 +80,5 @@ def test_full_report_contains_every_derivation_and_section(tmp_path):
     assert set(res.sections) == set(discover_sections())
     assert all(v == "computed" for v in res.sections.values()), res.sections
     referee = text[text.index("Response to the referee Each comment"):]
-    for comment in ("Major comment 1", "Major comment 2", "Minor comment 1"):
+    for comment in ("Major comment 1", "Major comment 2", "Minor comment 1", "Minor comment 2"):
         assert re.search(comment + r": [^—]*— answered", referee), comment
-    assert re.search(r"Minor comment 2: [^—]*— open", referee)

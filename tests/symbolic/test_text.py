@@ -41,3 +41,18 @@ def test_every_registered_title_is_clean():
         assert "$" not in der.plain_title and "\\" not in der.plain_title
     for sec in discover_sections().values():
         check_title(sec.title, sec.id)
+
+
+def test_one_symbol_one_meaning_and_undefined_symbols_fail_the_build():
+    import sympy as sp
+
+    from symbolic import registry
+    from symbolic.printing import UndefinedSymbolError, latex
+
+    with pytest.raises(ValueError, match="one symbol, one meaning"):
+        registry._declare("zz_test_dup", r"\Sigma", "a second meaning of Sigma")
+    assert "zz_test_dup" not in registry.REGISTRY
+    with pytest.raises(UndefinedSymbolError, match="'h'"):
+        latex(sp.Symbol("h") + 1)
+    latexes = ["".join(v.latex.split()) for v in registry.REGISTRY.values()]
+    assert len(latexes) == len(set(latexes))
