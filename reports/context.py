@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import re
 
-from symbolic.printing import latex, relation_latex
+from symbolic.printing import latex, relation_display, relation_latex
 from symbolic.registry import OPERATORS, REGISTRY, latex_name
 
 from .render import format_number, latex_escape, percent
@@ -119,6 +119,32 @@ def _cell(col: str, v) -> str:
     return _fmt_value(v)
 
 
+TABLE_WIDTH = 88        # visible characters of a footnotesize table row on the report's page
+
+
+def split_columns(header: list, rows: list, width: int = TABLE_WIDTH) -> list:
+    """A table too wide for the page, as several tables of consecutive columns, each repeating
+    the first (identifying) column: broken, never shrunk."""
+    from symbolic.printing import visible_width
+
+    if not header:
+        return [(header, rows)]
+    w = [max([visible_width(str(h))] + [visible_width(str(r[j])) for r in rows]) + 3
+         for j, h in enumerate(header)]
+    if sum(w) <= width or len(header) <= 2:
+        return [(header, rows)]
+    groups, cur, used = [], [], w[0]
+    for j in range(1, len(header)):
+        if cur and used + w[j] > width:
+            groups.append(cur)
+            cur, used = [], w[0]
+        cur.append(j)
+        used += w[j]
+    groups.append(cur)
+    return [([header[0]] + [header[j] for j in g], [[r[0]] + [r[j] for j in g] for r in rows])
+            for g in groups]
+
+
 def evidence_view(evidence: dict, skip=()) -> dict:
     """Evidence -> {"facts": [(label, value-latex)], "tables": [{"title", "header", "rows"}]}."""
     facts, tables = [], []
@@ -132,9 +158,14 @@ def evidence_view(evidence: dict, skip=()) -> dict:
             cols = []
             for row in v:
                 cols.extend(c for c in row if c not in cols)
-            tables.append({"title": latex_escape(key.replace("_", " ")),
-                           "header": [_COLUMN_LABELS.get(c, latex_escape(c.replace("_", " "))) for c in cols],
-                           "rows": [[_cell(c, row.get(c)) for c in cols] for row in v]})
+            header = [_COLUMN_LABELS.get(c, latex_escape(c.replace("_", " "))) for c in cols]
+            rows = [[_cell(c, row.get(c)) for c in cols] for row in v]
+            parts = split_columns(header, rows)
+            for i, (h, rr) in enumerate(parts):
+                title = latex_escape(key.replace("_", " "))
+                if len(parts) > 1:
+                    title += f" (part {i + 1} of {len(parts)})"
+                tables.append({"title": title, "header": h, "rows": rr})
             continue
         label, how = _EVIDENCE_LABELS.get(key, (latex_escape(key.replace("_", " ")), "num"))
         if isinstance(v, str) and how == "num":
@@ -171,7 +202,7 @@ def derivation_view(der, result: dict, sweep: dict | None, figures: dict) -> dic
         assert step.id == res["id"], (step.id, res["id"])
         steps.append({
             "id": step.id,
-            "relation": relation_latex(step.lhs, step.rel, step.rhs),
+            "relation": relation_display(step.lhs, step.rel, step.rhs),
             "why_kind": step.why.kind,
             "why": step.why.text,
             "reference": step.why.reference,
@@ -213,7 +244,7 @@ def derivation_view(der, result: dict, sweep: dict | None, figures: dict) -> dic
         "summary": der.summary,
         "assumptions": list(der.assumptions),
         "definitions": [_definition_latex(n, e) for n, e in der.definitions],
-        "statement": relation_latex(st.lhs, st.rel, st.rhs),
+        "statement": relation_display(st.lhs, st.rel, st.rhs),
         "conditions": list(st.conditions),
         "statement_certificates": [certificate_view(c) for c in result["statement"]["certificates"]],
         "steps": steps,

@@ -108,4 +108,145 @@ def relation_latex(lhs, rel: str, rhs) -> str:
     return f"{latex(lhs)} {op} {latex(rhs)}"
 
 
-__all__ = ["AuditLatexPrinter", "UndefinedSymbolError", "latex", "relation_latex", "ops"]
+# ------------------------------------------------------------------ display: broken, not shrunk
+DISPLAY_WIDTH = 58      # visible characters of one display line at 11 pt on the report's page
+
+
+def visible_width(tex: str) -> int:
+    """A rough count of the characters a LaTeX math string shows (for line breaking only):
+    command names, braces and script markers are free; a fraction shows its wider part."""
+    import re
+
+    t = tex
+    for _ in range(6):                    # innermost fractions first
+        t2 = re.sub(r"\frac\{([^{}]*)\}\{([^{}]*)\}",
+                    lambda m: max(m.group(1), m.group(2), key=len), t)
+        if t2 == t:
+            break
+        t = t2
+    t = re.sub(r"\\(left|right|big|Big|bigl|bigr|Bigl|Bigr|displaystyle|mathrm|operatorname|"
+               r"mathcal|mathbb|text)\b", "", t)
+    t = re.sub(r"\\[A-Za-z]+", "x", t)         # any other command: one glyph
+    t = re.sub(r"\\.", "", t)                  # \, \! \; ...
+    t = re.sub(r"[{}^_&]", "", t)
+    return len(t.replace(" ", ""))
+
+
+def _terms(expr):
+    """Top-level summands in the printer's reading order (added first, then subtracted)."""
+    if isinstance(expr, (sp.Add, sp.MatAdd)):
+        return list(_PRINTER._as_ordered_terms(expr))
+    return [expr]
+
+
+def _wrap(lines, left, right):
+    if len(lines) == 1:
+        return [f"{left}{lines[0]}{right}"]
+    return [f"{left}{lines[0]}", *lines[1:-1], f"{lines[-1]}{right}"]
+
+
+def _break(expr, room: int) -> list:
+    """Lines (LaTeX) of ``expr`` each about ``room`` characters wide, broken between terms,
+    inside brackets (with manual \Bigl/\Bigr, legal across lines) and between factors."""
+    t = latex(expr)
+    if visible_width(t) <= room or room < 12:
+        return [t]
+    if isinstance(expr, (sp.Add, sp.MatAdd)):
+        lines, cur = [], ""
+        for i, term in enumerate(_terms(expr)):
+            neg = i > 0 and term.could_extract_minus_sign()
+            body = -term if neg else term
+            sign = "" if i == 0 else ("- " if neg else "+ ")
+            tt = latex(body)
+            if i and isinstance(body, (sp.Add, sp.MatAdd)):
+                tt = rf"\left({tt}\right)"
+            if visible_width(tt) > room:                      # a term too wide on its own
+                if cur:
+                    lines.append(cur)
+                sub = _break(body, room - 2)
+                lines.extend([sign + sub[0], *sub[1:]])
+                cur = ""
+                continue
+            piece = (sign + tt).strip()
+            if cur and visible_width(cur + piece) > room:
+                lines.append(cur)
+                cur = piece
+            else:
+                cur = (cur + " " + piece).strip()
+        if cur:
+            lines.append(cur)
+        return lines
+    if isinstance(expr, sp.Mul) and not expr.is_commutative is False:
+        num, den = sp.fraction(expr)
+        if den != 1:
+            dt = latex(den)
+            if visible_width(dt) <= room // 3:
+                return _wrap(_break(num, room - 8), rf"\frac{{1}}{{{dt}}}\Bigl[", r"\Bigr]")
+            return (_wrap(_break(num, room - 4), r"\Bigl[", r"\Bigr]")
+                    + _wrap(_break(den, room - 6), r"\Bigm/\Bigl[", r"\Bigr]"))
+        coeff, factors = expr.as_coeff_mul()
+        lines, cur = [], latex(coeff) if coeff not in (1, -1) else ("-" if coeff == -1 else "")
+        for f in factors:
+            ft = latex(f)
+            if isinstance(f, sp.Add):
+                ft = rf"\left({ft}\right)"
+            if visible_width(ft) > room:
+                if isinstance(f, sp.Add):
+                    block = _wrap(_break(f, room - 6), r"\Bigl(", r"\Bigr)")
+                else:                                  # a power, a max, ...: it brackets itself
+                    block = _break(f, room - 2)
+                if cur:
+                    block[0] = cur + " " + block[0]
+                lines.extend(block)
+                cur = ""
+                continue
+            if cur and visible_width(cur + ft) > room:
+                lines.append(cur)
+                cur = r"\cdot " + ft
+            else:
+                cur = (cur + " " + ft).strip()
+        if cur:
+            lines.append(cur)
+        return lines
+    if isinstance(expr, sp.Pow) and isinstance(expr.base, sp.Add):
+        return _wrap(_break(expr.base, room - 6), r"\Bigl(", rf"\Bigr)^{{{latex(expr.exp)}}}")
+    if isinstance(expr, (sp.Max, sp.Min)):
+        name = r"\max" if isinstance(expr, sp.Max) else r"\min"
+        lines, cur = [], ""
+        for i, a in enumerate(expr.args):
+            sep = "" if i == 0 else ", "
+            at = latex(a)
+            if visible_width(cur + at) > room:
+                if cur:
+                    lines.append(cur + sep.strip())
+                sub = _break(a, room - 4)
+                lines.extend(sub[:-1])
+                cur = sub[-1]
+            else:
+                cur = cur + sep + at
+        lines.append(cur)
+        return _wrap(lines, name + r"\Bigl(", r"\Bigr)")
+    return [t]
+
+
+def relation_display(lhs, rel: str, rhs, width: int = DISPLAY_WIDTH) -> str:
+    """The relation for a display: one line when it fits, else an ``aligned`` block that breaks
+    the sides between terms, inside brackets and between factors -- never shrunk to fit."""
+    one = relation_latex(lhs, rel, rhs)
+    if visible_width(one) <= width:
+        return one
+    op = {"=": "=", "<=": r"\le", ">=": r"\ge", "~": r"\simeq"}[rel]
+    left = latex(lhs)
+    if visible_width(left) > width // 2:
+        head = _break(lhs, width)
+        rhs_lines = _break(rhs, width - 4)
+        out = [f"&{head[0]}", *[rf"&\quad {x}" for x in head[1:]], f"&{op} {rhs_lines[0]}",
+               *[rf"&\quad {x}" for x in rhs_lines[1:]]]
+    else:
+        first, *rest = _break(rhs, max(20, width - visible_width(left) - 3))
+        out = [f"{left} &{op} {first}", *[rf"&\quad {x}" for x in rest]]
+    return r"\begin{aligned}" + " \\\\\n".join(out) + r"\end{aligned}"
+
+
+__all__ = ["AuditLatexPrinter", "UndefinedSymbolError", "latex", "relation_latex",
+           "relation_display", "visible_width", "ops"]

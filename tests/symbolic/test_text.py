@@ -56,3 +56,30 @@ def test_one_symbol_one_meaning_and_undefined_symbols_fail_the_build():
         latex(sp.Symbol("h") + 1)
     latexes = ["".join(v.latex.split()) for v in registry.REGISTRY.values()]
     assert len(latexes) == len(set(latexes))
+
+
+def test_long_relations_are_broken_over_lines_not_shrunk():
+    import sympy as sp
+
+    from symbolic.printing import relation_display, visible_width
+    from symbolic.registry import sym
+
+    d, n, k, sigma = sym("d"), sym("n"), sym("k"), sym("sigma")
+    short = relation_display(d, "=", n + 1)
+    assert "aligned" not in short
+    long = sum((d + i) ** 2 * sigma ** i / (n - d - i) for i in range(1, 9))
+    out = relation_display(k, "<=", long, width=40)
+    assert out.startswith(r"\begin{aligned}") and out.count(r"\\") >= 3
+    assert all(visible_width(line) <= 48 for line in out.split(r"\\"))
+    assert r"\le" in out
+
+
+def test_wide_tables_are_split_with_the_first_column_repeated():
+    from reports.context import split_columns
+
+    header = ["id"] + [f"column{j}" for j in range(12)]
+    rows = [[f"row{i}"] + [f"{i * j:.6f}" for j in range(12)] for i in range(3)]
+    parts = split_columns(header, rows, width=60)
+    assert len(parts) > 2
+    assert all(h[0] == "id" and all(r[0].startswith("row") for r in rr) for h, rr in parts)
+    assert sum(len(h) - 1 for h, _ in parts) == 12
