@@ -147,7 +147,7 @@ def phase(summary, path: Path, rules=None) -> Path | None:
                 for b, y in enumerate(ys):
                     w = pl["wins_sim"][b][a]
                     ax.text(x, y, f"{2 ** zs[b, a]:.2f}" + ("" if w != "tie" else "~"),
-                            ha="center", va="center", fontsize=5.5,
+                            ha="center", va="center", fontsize=7.5,
                             color="k" if abs(zs[b, a]) < 0.6 * lim else "w")
             if xv.min() < 1 < xv.max():      # n = d, placed between its neighbours (log scale)
                 ax.axvline(float(np.interp(0.0, np.log(xv), xs)), color="grey", lw=0.8, ls=":")
@@ -214,7 +214,7 @@ def axes_figure(summary, path: Path) -> Path | None:
         ax.tick_params(labelsize=7)
         ax.set_xlabel(label, fontsize=8)
         ax.set_ylabel(f"LoRA/FFT (rank rule: {rule})", fontsize=8)
-        ax.legend(fontsize=6)
+        ax.legend(fontsize=7)
     fig.suptitle("LoRA/FFT along the other axes: simulated (+-2 SE), sharp prediction dashed",
                  fontsize=9)
     return _save(fig, path)
