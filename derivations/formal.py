@@ -82,6 +82,13 @@ Proof.
   - apply Rdiv_lt_0_compat; assumption.
 Qed.
 
+Lemma fp_mul_pos_iff (p q : R) : 0 < p -> (0 < p * q <-> 0 < q).
+Proof.
+  intro Hp; split; intro H.
+  - assert (E : q = p * q / p) by (field; lra). rewrite E. apply Rdiv_lt_0_compat; assumption.
+  - apply Rmult_lt_0_compat; assumption.
+Qed.
+
 Ltac fp_pos := first [ lra | nra |
   match goal with
   | |- _ > _ => unfold Rgt; fp_pos
@@ -483,7 +490,13 @@ _SMALL = (1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20)
 
 def _candidate(goal: Goal, rng) -> dict:
     point = {}
+    # variables that are themselves radicands get perfect squares (exact square roots at the
+    # point keep the refutation in rational arithmetic)
+    bare = {a for e in _relation_sides(goal.concl) for a in sqrt_atoms(e) if isinstance(a, sp.Symbol)}
     for v in goal.variables:
+        if v in bare and v not in goal.definitions:
+            point[v] = sp.Integer(int(rng.choice((1, 4, 9, 16, 25, 36))))
+            continue
         if v in goal.definitions:
             continue
         a = {**{k: x for k, x in v.assumptions0.items() if x},
@@ -510,7 +523,7 @@ def _value(expr, point, defs):
 def find_counterexample(goal: Goal, seed=0, tries=600):
     """A rational point satisfying every hypothesis (at 50 digits, strict ones with a margin)
     where the conclusion is false by a clear margin; ``None`` if none is found."""
-    if goal.error or not isinstance(goal.concl, sp.core.relational.Relational):
+    if goal.error or not isinstance(goal.concl, (sp.core.relational.Relational, sp.Equivalent)):
         return None
     rng = np.random.default_rng(stable_seed(seed, "formal-counterexample", goal.name))
     with mp.workdps(50):
@@ -527,6 +540,11 @@ def find_counterexample(goal: Goal, seed=0, tries=600):
                         break
                 if not ok:
                     continue
+                if isinstance(goal.concl, sp.Equivalent):
+                    truth = [_truth(rel, point, goal) for rel in goal.concl.args]
+                    if None not in truth and truth[0] != truth[1]:
+                        return point, 1.0 if truth[0] else -1.0
+                    continue
                 lv, rv = _num(goal.concl.lhs, point, goal), _num(goal.concl.rhs, point, goal)
             except (TypeError, ValueError, ZeroDivisionError):
                 continue
@@ -542,6 +560,18 @@ def _num(expr, point, goal):
     if not v.is_real or not v.is_finite:
         return None
     return mp.mpf(str(v))
+
+
+def _truth(rel, point, goal):
+    """True / False when ``rel`` clearly holds / fails at ``point``, else ``None``."""
+    lv, rv = _num(rel.lhs, point, goal), _num(rel.rhs, point, goal)
+    if lv is None or rv is None:
+        return None
+    if _hyp_holds(rel, lv, rv) and not isinstance(rel, (sp.LessThan, sp.GreaterThan, sp.Equality)):
+        return True
+    if _clearly_false(rel, lv, rv):
+        return False
+    return None
 
 
 def _hyp_holds(rel, lv, rv) -> bool:
@@ -596,10 +626,19 @@ def _instance_args(goal: Goal, point: dict):
     return args
 
 
+def _instantiate(text: str, values: dict) -> str:
+    """Coq text with every variable identifier replaced by its (parenthesised) value."""
+    if not values:
+        return text
+    pat = re.compile(r"\b(" + "|".join(re.escape(k) for k in values) + r")\b")
+    return pat.sub(lambda m: values[m.group(1)], text)
+
+
 _HYP_TAC = "ltac:(first [reflexivity | lra | fp_pos | nra | fp_nz])"
 
 
-def refutation_script(goal: Goal, point: dict, sibling: Goal | None = None) -> str | None:
+def refutation_script(goal: Goal, point: dict, sibling: Goal | None = None,
+                      diff: float = 0.0) -> str | None:
     """Coq script proving ``~ (goal)`` from the counterexample ``point`` (optionally using the
     proved lemma ``sibling`` at the same point); ``None`` if it cannot be instantiated."""
     args = _instance_args(goal, point)
@@ -607,18 +646,27 @@ def refutation_script(goal: Goal, point: dict, sibling: Goal | None = None) -> s
         return None
     hyp_args = " ".join(_HYP_TAC for _ in goal.hypotheses)
     lines = ["intro H", f"pose proof (H {' '.join(args)} {hyp_args}) as Hc", "cbv beta in Hc"]
+    # square-root facts at the point, about the radicands exactly as they appear in Hc after
+    # instantiation (the goal's text with each variable replaced by its value), with rational
+    # bounds tight enough to separate the two sides
+    values = {coq_name(v.name): args[i] for i, v in enumerate(goal.variables)}
     radicands = []
     for e in _relation_sides(goal.concl) + [goal.definitions[v] for v in goal.definitions]:
         for a in sqrt_atoms(e):
-            av = _value(a, point, goal.definitions)
-            if av not in radicands:
-                radicands.append(av)
+            if a not in radicands and not (sp.sympify(a).free_symbols - set(goal.variables)):
+                radicands.append(a)
     for i, a in enumerate(radicands):
-        t = coq(a)
+        t = _instantiate(coq(a), values)
+        av = _value(a, point, goal.definitions)
         with mp.workdps(60):
-            r = mp.sqrt(mp.mpf(str(sp.N(a, 60))))
+            r = mp.sqrt(mp.mpf(str(sp.N(av, 60))))
             lo = Fraction(mp.nstr(r * (1 - mp.mpf(10) ** -25), 45)).limit_denominator(10 ** 30)
             hi = Fraction(mp.nstr(r * (1 + mp.mpf(10) ** -25), 45)).limit_denominator(10 ** 30)
+        exact = sp.sqrt(sp.nsimplify(av)) if sp.sympify(av).is_Rational else None
+        if exact is not None and exact.is_Rational:
+            # an exact root: replace it by its value (sqrt_lem_1 proves the replacement)
+            lines.append(f"try replace (sqrt ({t})) with ({coq(exact)}) in Hc by "
+                         f"(symmetry; apply sqrt_lem_1; lra)")
         lines.append(f"pose proof (sqrt_pos ({t})) as Rp{i}")
         lines.append(f"assert (Rs{i} : sqrt ({t}) * sqrt ({t}) = {t}) by (apply sqrt_sqrt; lra)")
         lines.append(f"assert (Rl{i} : {coq(sp.Rational(lo.numerator, lo.denominator))} <= "
@@ -626,6 +674,14 @@ def refutation_script(goal: Goal, point: dict, sibling: Goal | None = None) -> s
         lines.append(f"assert (Ru{i} : sqrt ({t}) <= {coq(sp.Rational(hi.numerator, hi.denominator))}) "
                      f"by nra")
     closing = ["lra", "nra", "(field_simplify in Hc; [lra | fp_nz ..])"]
+    if isinstance(goal.concl, sp.Equivalent):
+        first, second = goal.concl.args
+        true_side, arrow = (first, "Hab") if diff > 0 else (second, "Hba")
+        lines.append("destruct Hc as [Hab Hba]")
+        lines.append(f"assert (Ht : {_instantiate(coq(true_side), values)}) by (first [lra | nra])")
+        lines.append(f"apply {arrow} in Ht")
+        lines.append("first [lra | nra]")
+        return "; ".join(lines)
     if sibling is not None:
         sargs = _instance_args(sibling, point)
         if sargs is None:
@@ -638,13 +694,13 @@ def refutation_script(goal: Goal, point: dict, sibling: Goal | None = None) -> s
     return "; ".join(lines)
 
 
-def refutation_scripts(goal, point, sibling) -> list[tuple[str, str]]:
+def refutation_scripts(goal, point, sibling, diff=0.0) -> list[tuple[str, str]]:
     out = []
-    if sibling is not None:
-        s = refutation_script(goal, point, sibling)
+    if sibling is not None and not isinstance(goal.concl, sp.Equivalent):
+        s = refutation_script(goal, point, sibling, diff)
         if s:
             out.append((f"counterexample, with lemma {sibling.name}", s))
-    s = refutation_script(goal, point)
+    s = refutation_script(goal, point, None, diff)
     if s:
         out.append(("counterexample", s))
     return out
@@ -715,7 +771,7 @@ def _refutation_trials(goals, proved, counterexamples, by_name) -> tuple[str, di
         if g.name not in counterexamples or g.name in proved:
             continue
         sib = by_name.get(g.sibling) if g.sibling in proved else None
-        opts = refutation_scripts(g, counterexamples[g.name][0], sib)
+        opts = refutation_scripts(g, counterexamples[g.name][0], sib, counterexamples[g.name][1])
         if not opts:
             continue
         options[g.name] = opts
