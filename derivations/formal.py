@@ -28,7 +28,7 @@ at that point.  Verdicts:
 * ``skipped`` -- ``coqc`` is not installed (``LORA_AUDIT_COQC`` names another binary; an empty
   value disables Coq); one line on stderr says so.  Never a pass.
 
-All goals of one derivation go into one file ``formal-<id>.v`` (one ``coqc`` run to find the
+All goals of one derivation go into one file ``formal_<id>.v`` (one ``coqc`` run to find the
 scripts, one to check the final file); results are cached by the hash of the goals.
 """
 from __future__ import annotations
@@ -1047,7 +1047,7 @@ def prepare(derivation, cfg, lemmas=None) -> dict:
     goals, index = derivation_goals(derivation, lemmas)
     if not goals:
         return {"file": None, "text": None, "coqc": coq_version(), "results": {}, "index": {}}
-    batch = prove_goals(goals, file_stem=f"formal-{derivation.id}", seed=getattr(cfg, "seed", 0))
+    batch = prove_goals(goals, file_stem=f"formal_{derivation.id}", seed=getattr(cfg, "seed", 0))
     batch = {**batch, "index": index, "goals": {g.name: g for g in goals}}
     for g in goals:
         _PREPARED[(batch["coqc"], derivation.id, g.statement_hash() if not g.error else g.name)] = \
@@ -1060,7 +1060,7 @@ def check_formal(step, derivation, cfg) -> Certificate:
     g = goal_for_step(step, derivation)
     key = (coq_version(), derivation.id, g.statement_hash() if not g.error else g.name)
     if key not in _PREPARED:
-        batch = prove_goals([g], file_stem=f"formal-{derivation.id}-{step.id}",
+        batch = prove_goals([g], file_stem=lemma_ident("formal", derivation.id, step.id),
                             seed=getattr(cfg, "seed", 0))
         _PREPARED[key] = (batch["results"][g.name], batch["coqc"], batch["file"])
     result, version, file = _PREPARED[key]
