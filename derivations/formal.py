@@ -1058,6 +1058,10 @@ def prepare(derivation, cfg, lemmas=None) -> dict:
 @checker("formal")
 def check_formal(step, derivation, cfg) -> Certificate:
     g = goal_for_step(step, derivation)
+    if coq_version() is None:
+        _notice_once()
+        return certificate({"status": "skipped", "reason": "coqc not found",
+                            "goal_hash": None if g.error else g.statement_hash()}, None, None)
     key = (coq_version(), derivation.id, g.statement_hash() if not g.error else g.name)
     if key not in _PREPARED:
         batch = prove_goals([g], file_stem=lemma_ident("formal", derivation.id, step.id),

@@ -96,7 +96,7 @@ class CoqPrinter(Printer):
 
     def _factor(self, f) -> str:
         """A factor of a product: a power with a natural exponent needs no parentheses."""
-        if isinstance(f, sp.Pow) and f.exp.is_Integer and f.exp > 0:
+        if isinstance(f, sp.Pow) and ((f.exp.is_Integer and f.exp > 0) or f.exp == sp.S.Half):
             return self._print(f)
         return self._atom(f)
 
