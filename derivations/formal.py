@@ -366,7 +366,7 @@ def lemma_ident(*parts) -> str:
 
 
 def goal_for_step(step, derivation, name=None, sibling=None) -> Goal:
-    name = name or lemma_ident(derivation.id, step.id)
+    name = name or lemma_ident("step", step.id)
     try:
         concl = step_relation(step)
     except CoqPrintError as exc:
@@ -880,13 +880,13 @@ def prove_goals(goals, file_stem="goals", seed=0) -> dict:
                                      "goal_hash": None if g.error else g.statement_hash()}
                             for g in goals}}
     ok_goals = [g for g in goals if not g.error]
-    key_src = "\n".join([str(ENGINE_VERSION), version, PREAMBLE, file_stem]
+    key_src = "\n".join([str(ENGINE_VERSION), version, PREAMBLE, str(seed)]
                         + [f"{g.name}|{g.statement_hash()}|{scripts_for(g)}|{g.sibling}"
                            for g in ok_goals] + [f"{g.name}|error|{g.error}" for g in goals if g.error])
     key = hashlib.sha256(key_src.encode()).hexdigest()
     cached = _cache_load(key)
-    if cached is not None:
-        return cached
+    if cached is not None:           # the same goals (e.g. both regimes of a derivation)
+        return {**cached, "file": f"{file_stem}.v" if cached.get("file") else None}
     by_name = {g.name: g for g in ok_goals}
     rc, out = _run_coqc(_proof_trials(ok_goals))
     if rc != 0:
@@ -997,7 +997,7 @@ def derivation_goals(derivation, lemmas=()) -> tuple[list, dict]:
     for c in derivation.controls:
         if c.target in targets:
             step = targets[c.target].with_sides(c.lhs, c.rhs, c.options)
-            g = goal_for_step(step, derivation, name=lemma_ident(derivation.id, "control", c.name),
+            g = goal_for_step(step, derivation, name=lemma_ident("control", c.name),
                               sibling=index[("step", c.target)])
             goals.append(g)
             index[("control", c.name)] = g.name
