@@ -529,52 +529,75 @@ def _value(expr, point, defs):
     return e.subs(point)
 
 
-def find_counterexample(goal: Goal, seed=0, tries=600):
+def find_counterexample(goal: Goal, seed=0, tries=300):
     """A rational point satisfying every hypothesis (at 50 digits, strict ones with a margin)
     where the conclusion is false by a clear margin; ``None`` if none is found."""
     if goal.error or not isinstance(goal.concl, (sp.core.relational.Relational, sp.Equivalent)):
         return None
     rng = np.random.default_rng(stable_seed(seed, "formal-counterexample", goal.name))
+    free = [v for v in goal.variables if v not in goal.definitions]
+    hyps = [h for h in goal.hypotheses
+            if not (isinstance(h, sp.Equality) and h.lhs in goal.definitions)]
+    rels = list(goal.concl.args) if isinstance(goal.concl, sp.Equivalent) else [goal.concl]
+    try:
+        fns = {id(rel): (_compile(rel.lhs, free, goal), _compile(rel.rhs, free, goal))
+               for rel in hyps + rels}
+    except Exception:  # noqa: BLE001 -- no numeric search possible: no refutation
+        return None
     with mp.workdps(50):
         for _ in range(tries):
             point = _candidate(goal, rng)
-            try:
-                ok = True
-                for h in goal.hypotheses:
-                    if isinstance(h, sp.Equality) and h.lhs in goal.definitions:
-                        continue
-                    lv, rv = _num(h.lhs, point, goal), _num(h.rhs, point, goal)
-                    if lv is None or rv is None or not _hyp_holds(h, lv, rv):
-                        ok = False
-                        break
-                if not ok:
-                    continue
-                if isinstance(goal.concl, sp.Equivalent):
-                    truth = [_truth(rel, point, goal) for rel in goal.concl.args]
-                    if None not in truth and truth[0] != truth[1]:
-                        return point, 1.0 if truth[0] else -1.0
-                    continue
-                lv, rv = _num(goal.concl.lhs, point, goal), _num(goal.concl.rhs, point, goal)
-            except (TypeError, ValueError, ZeroDivisionError):
+            vals = [mp.mpf(int(point[v].p)) / int(point[v].q) for v in free]
+
+            def ev(rel):
+                f, g = fns[id(rel)]
+                try:
+                    lv, rv = f(*vals), g(*vals)
+                except (ZeroDivisionError, ValueError, TypeError):
+                    return None, None
+                out = []
+                for z in (lv, rv):
+                    if isinstance(z, mp.mpc):
+                        if abs(z.imag) > mp.mpf(10) ** -40 * max(1, abs(z)):
+                            return None, None
+                        z = z.real
+                    try:
+                        z = mp.mpf(z)
+                    except (TypeError, ValueError):
+                        return None, None
+                    if not mp.isfinite(z):
+                        return None, None
+                    out.append(z)
+                return out[0], out[1]
+
+            ok = True
+            for h in hyps:
+                lv, rv = ev(h)
+                if lv is None or not _hyp_holds(h, lv, rv):
+                    ok = False
+                    break
+            if not ok:
                 continue
-            if lv is None or rv is None:
+            if isinstance(goal.concl, sp.Equivalent):
+                truth = [_truth_at(rel, *ev(rel)) for rel in rels]
+                if None not in truth and truth[0] != truth[1]:
+                    return point, 1.0 if truth[0] else -1.0
                 continue
-            if _clearly_false(goal.concl, lv, rv):
+            lv, rv = ev(goal.concl)
+            if lv is not None and _clearly_false(goal.concl, lv, rv):
                 return point, float(lv - rv)
     return None
 
 
-def _num(expr, point, goal):
-    v = sp.N(_value(expr, point, goal.definitions), 50)
-    if not v.is_real or not v.is_finite:
-        return None
-    return mp.mpf(str(v))
+def _compile(expr, free, goal):
+    e = sp.sympify(expr)
+    for _ in range(4):
+        e = e.subs(goal.definitions)
+    return sp.lambdify(free, e, "mpmath")
 
 
-def _truth(rel, point, goal):
-    """True / False when ``rel`` clearly holds / fails at ``point``, else ``None``."""
-    lv, rv = _num(rel.lhs, point, goal), _num(rel.rhs, point, goal)
-    if lv is None or rv is None:
+def _truth_at(rel, lv, rv):
+    if lv is None:
         return None
     if _hyp_holds(rel, lv, rv) and not isinstance(rel, (sp.LessThan, sp.GreaterThan, sp.Equality)):
         return True
