@@ -25,6 +25,9 @@ XSTAR2 = ((1 + beta) + sp.sqrt(beta ** 2 + 14 * beta + 1)) / 2
 QUARTIC = x ** 4 - (1 + beta) * x ** 2 - 3 * beta
 KEEP = 1 + beta + 3 * beta / x ** 2
 COEF = a ** 2 * b ** 2 * (a ** 2 - b ** 2) / (a ** 2 * c1 - b ** 2 * c2) ** 2
+# the coefficient at c_1 = c_2 = 1, unevaluated (SymPy would cancel one power of a^2 - b^2)
+COEF_ISO = sp.Mul(a ** 2 * b ** 2 * (a ** 2 - b ** 2),
+                  sp.Pow((a ** 2 - b ** 2) ** 2, -1, evaluate=False), evaluate=False)
 
 
 @dataclass(frozen=True)
@@ -158,9 +161,9 @@ LEMMAS = (
     FormalLemma(
         "leading_coefficient_isotropic",
         r"$2\times2$: at $c_1 = c_2 = 1$ the leading coefficient is $a^2b^2/(a^2-b^2)$",
-        sp.Eq(COEF.subs({c1: 1, c2: 1}), a ** 2 * b ** 2 / (a ** 2 - b ** 2), evaluate=False),
+        sp.Eq(COEF_ISO, a ** 2 * b ** 2 / (a ** 2 - b ** 2), evaluate=False),
         (sp.Gt(a, b),), ("misalign_exact",),
-        controls=(("gap not squared", sp.Eq(COEF.subs({c1: 1, c2: 1}), a ** 2 * b ** 2)),)),
+        controls=(("gap not squared", sp.Eq(COEF_ISO, a ** 2 * b ** 2, evaluate=False)),)),
     FormalLemma(
         "drop_cost_vs_keep_cost_at_threshold",
         r"at $x^2 = x^{*2}$ keeping and dropping cost the same: $1 + \beta + 3\beta/x^{*2} = x^{*2}$",
