@@ -309,8 +309,6 @@ def sqrt_groups(expr) -> list:
                 g = sp.Mul(*roots)
                 if g not in out:
                     out.append(g)
-        elif CoqPrinter._is_sqrt_power(node):
-            pass
     return out
 
 
