@@ -1,7 +1,11 @@
 """Run every check of a derivation: its steps, its statement, and its negative controls.
 
 A derivation is certified when every step's every check passes, the statement's checks pass,
-and every negative control is rejected (at least one of its checks fails).  A control that
+and every negative control is rejected (at least one of its checks fails).  Every step with a
+``symbolic`` check also gets the ``formal`` check (Coq; ``derivations.formal``), added here in
+one place; its neutral verdicts (``skipped`` without Coq, ``not formalised`` for a goal beyond
+the tactics) neither certify nor fail a step.  The derivation's named Coq lemmas
+(``derivations.formal_lemmas``) must not be refuted, and their controls must be.  A control that
 passes means the check could not tell a wrong statement from the right one: that is a failure of
 the audit, reported as such.
 """
@@ -10,7 +14,22 @@ from __future__ import annotations
 import time
 
 from .checkers import check_end_to_end, get_checker, run_checker
-from .core import Certificate, Derivation, Timer
+from .core import NEUTRAL_VERDICTS, Certificate, Derivation, Timer
+
+
+def step_checks(step) -> tuple:
+    """The checks a step runs: its own, plus ``formal`` wherever ``symbolic`` applies."""
+    checks = tuple(step.checks)
+    if "symbolic" in checks and "formal" not in checks:
+        checks += ("formal",)
+    return checks
+
+
+def step_verdict(certs) -> str:
+    """pass: no check failed or errored and at least one passed (neutral ones do not count)."""
+    if any(c.verdict not in ("pass", *NEUTRAL_VERDICTS) for c in certs):
+        return "fail"
+    return "pass" if any(c.verdict == "pass" for c in certs) else "fail"
 
 
 def _statement_cert(name, derivation, cfg, formula=None) -> Certificate:
@@ -34,8 +53,8 @@ def _statement_cert(name, derivation, cfg, formula=None) -> Certificate:
 
 
 def audit_step(step, derivation, cfg) -> dict:
-    certs = [run_checker(c, step, derivation, cfg) for c in step.checks]
-    return {"id": step.id, "verdict": "pass" if all(c.verdict == "pass" for c in certs) else "fail",
+    certs = [run_checker(c, step, derivation, cfg) for c in step_checks(step)]
+    return {"id": step.id, "verdict": step_verdict(certs),
             "certificates": [c.as_dict() for c in certs]}
 
 
@@ -45,15 +64,51 @@ def audit_control(control, derivation, cfg) -> dict:
                  for c in derivation.statement.checks]
     else:
         step = derivation.step(control.target).with_sides(control.lhs, control.rhs, control.options)
-        certs = [run_checker(c, step, derivation, cfg) for c in step.checks]
+        certs = [run_checker(c, step, derivation, cfg) for c in step_checks(step)]
     # A control is rejected when a check *fails* on it; an error is not a rejection.
     rejected = any(c.verdict == "fail" for c in certs)
     return {"name": control.name, "description": control.description, "target": control.target,
             "rejected": rejected, "certificates": [c.as_dict() for c in certs]}
 
 
+def formal_summary(derivation, batch) -> dict:
+    """The derivation's Coq file and its named lemmas (with their controls) for the result."""
+    from symbolic.printing import latex
+
+    from .formal import certificate
+    from .formal_lemmas import lemmas_for
+
+    lemmas = []
+    for lem in lemmas_for(derivation.id):
+        res = batch["results"].get(batch["index"].get(("lemma", lem.name)), {"status": "error",
+                                                                            "reason": "not run"})
+        cert = certificate(res, batch.get("coqc"), batch.get("file"))
+        controls = []
+        for cname, _ in lem.control_goals():
+            cres = batch["results"].get(batch["index"].get(("lemma-control", lem.name, cname)),
+                                        {"status": "error", "reason": "not run"})
+            ccert = certificate(cres, batch.get("coqc"), batch.get("file"))
+            controls.append({"name": cname, "rejected": ccert.verdict == "fail",
+                             "skipped": ccert.verdict == "skipped",
+                             "certificate": ccert.as_dict()})
+        lemmas.append({"name": lem.name, "title": lem.title,
+                       "statement_latex": latex(lem.statement),
+                       "hypotheses_latex": [latex(h) for h in lem.hypotheses],
+                       "verdict": cert.verdict, "certificate": cert.as_dict(),
+                       "controls": controls})
+    ok = all(lm["verdict"] in ("pass", *NEUTRAL_VERDICTS) for lm in lemmas) and \
+        all(c["rejected"] or c["skipped"] for lm in lemmas for c in lm["controls"])
+    return {"file": batch.get("file"), "text": batch.get("text"), "coqc": batch.get("coqc"),
+            "lemmas": lemmas, "ok": ok}
+
+
 def audit_derivation(derivation: Derivation, cfg, progress=None) -> dict:
+    from . import formal
+
     t0 = time.perf_counter()
+    if progress:
+        progress(f"{derivation.id}: formal proofs (Coq)")
+    batch = formal.prepare(derivation, cfg)
     steps = []
     for step in derivation.steps:
         if progress:
@@ -70,18 +125,20 @@ def audit_derivation(derivation: Derivation, cfg, progress=None) -> dict:
     steps_ok = all(s["verdict"] == "pass" for s in steps)
     stmt_ok = all(c.verdict == "pass" for c in stmt_certs)
     controls_ok = all(c["rejected"] for c in controls)
+    formal_res = formal_summary(derivation, batch)
     return {
         "id": derivation.id,
         "title": derivation.title,
         "plain_title": derivation.plain_title,
         "kind": derivation.kind,
         "regime": derivation.regime,
-        "verdict": "pass" if (steps_ok and stmt_ok and controls_ok) else "fail",
+        "verdict": "pass" if (steps_ok and stmt_ok and controls_ok and formal_res["ok"]) else "fail",
         "steps_ok": steps_ok,
         "statement_ok": stmt_ok,
         "controls_ok": controls_ok,
         "steps": steps,
         "statement": {"certificates": [c.as_dict() for c in stmt_certs]},
         "controls": controls,
+        "formal": formal_res,
         "seconds": round(time.perf_counter() - t0, 3),
     }

@@ -111,6 +111,13 @@ def print_audit_table(report: dict, out=sys.stdout) -> None:
             tag = "rejected" if c["rejected"] else "NOT REJECTED"
             why = "; ".join(x["summary"] for x in c["certificates"])
             print(f"   control {c['name']:<19} {tag:<17} {why}", file=out)
+        for lm in (r.get("formal") or {}).get("lemmas", []):
+            print(f"   lemma {lm['name']:<21} {'formal':<11} {lm['verdict']:<5} "
+                  f"{lm['certificate']['summary']}", file=out)
+            for c in lm["controls"]:
+                tag = "rejected" if c["rejected"] else ("skipped" if c["skipped"] else "NOT REJECTED")
+                print(f"     lemma control {c['name']:<13} {tag:<17} {c['certificate']['summary']}",
+                      file=out)
     print(f"\nAUDIT {report['verdict'].upper()}: "
           f"{sum(r['verdict'] == 'pass' for r in report['derivations'])}/"
           f"{len(report['derivations'])} derivations certified", file=out)

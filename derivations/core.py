@@ -19,7 +19,10 @@ JUSTIFICATION_KINDS = ("definition", "algebra", "lemma", "expectation", "inequal
                        "literature", "asymptotic", "numerical")
 RELATIONS = ("=", "<=", ">=", "~")
 STATEMENT_KINDS = ("exact", "asymptotic", "bound")
-VERDICTS = ("pass", "fail", "error")
+VERDICTS = ("pass", "fail", "error", "skipped", "not formalised")
+# verdicts that neither certify nor refute: a check that could not run (``skipped``, e.g. no
+# Coq installed) or a goal beyond the proof assistant's tactics (``not formalised``)
+NEUTRAL_VERDICTS = ("skipped", "not formalised")
 
 
 @dataclass(frozen=True)
@@ -129,6 +132,17 @@ class Derivation:
     references: tuple = ()
     extra: dict = field(default_factory=dict)   # derivation-specific hooks for custom checkers
     module: Any = None                    # filled by the registry (for cache keys)
+    # machine-readable scalar assumptions (SymPy relations, e.g. ``n > d + 1``): the formal
+    # checker's hypotheses, beside the registry's symbol assumptions
+    scalar_assumptions: tuple = ()
+
+    def __post_init__(self):
+        import sympy as sp
+
+        for a in self.scalar_assumptions:
+            if not isinstance(a, (sp.core.relational.Relational, sp.And)):
+                raise TypeError(f"derivation {self.id}: scalar assumption {a!r} is not a SymPy "
+                                "relation (write e.g. sp.Gt(n, d + 1))")
 
     @property
     def plain_title(self) -> str:

@@ -58,6 +58,9 @@ def assemble(build: Path, cfg, prov, ders, stored, secs, sec_results, res, opts)
         if e2e_rows:
             write_csv(build / f"{der.id}-montecarlo.csv", e2e_rows)
             view["e2e_csv"] = f"{der.id}-montecarlo.csv"
+        formal = result.get("formal") or {}
+        if formal.get("text") and formal.get("file"):
+            (build / formal["file"]).write_text(formal["text"], encoding="utf-8")
         der_views.append(view)
 
     env = _env()
@@ -92,6 +95,17 @@ def assemble(build: Path, cfg, prov, ders, stored, secs, sec_results, res, opts)
     referee = referee_view(sec_views, der_views, der_answers, partial=bool(opts.only))
 
     n_pass = sum(d["verdict"] == "pass" for d in der_views)
+    counts = {"formal": 0, "symbolic only": 0, "numeric only": 0}
+    for d in der_views:
+        for row in d["formal"]["steps"]:
+            counts[row["class"]] += 1
+    formal_ctx = {"counts": counts,
+                  "lemmas": [dict(lm, derivation=d["id"]) for d in der_views
+                             for lm in d["formal"]["lemmas"]],
+                  "files": [d["formal"]["file"] for d in der_views if d["formal"]["file"]],
+                  "coqc": next((d["formal"]["coqc"] for d in der_views if d["formal"]["coqc"]), None),
+                  "not_formalised": [(d["id"], r["id"], r["why"]) for d in der_views
+                                     for r in d["formal"]["steps"] if r["formal"] == "not formalised"]}
     ctx = {
         "title": "LoRA vs.\\ Full Fine-Tuning: an audited re-derivation",
         "paper": ("Zindari, Mulayoff, Stich, \\emph{LoRA vs.\\ Full Fine-Tuning: A Theoretical "
@@ -103,6 +117,7 @@ def assemble(build: Path, cfg, prov, ders, stored, secs, sec_results, res, opts)
         "sections": sec_views,
         "referee": referee,
         "notation": notation_view(),
+        "formal": formal_ctx,
         "n_pass": n_pass,
         "n_der": len(der_views),
         "failures": failures,

@@ -125,8 +125,10 @@ def environment_key(cfg, device) -> dict:
     from numeric.device import describe
     from numeric.provenance import library_versions
 
+    from derivations.formal import coq_version
+
     return {"config": cfg.as_dict(), "device": describe(device), "libraries": library_versions(),
-            "format": CACHE_FORMAT}
+            "coqc": coq_version(), "format": CACHE_FORMAT}
 
 
 def derivation_key(der, cfg, device) -> tuple[str, dict]:

@@ -195,6 +195,35 @@ def _definition_latex(name, expr) -> str:
     return rf"{lhs} := {latex(expr)}"
 
 
+def step_proof_class(res: dict) -> str:
+    """How a step is certified: ``formal`` (Coq), ``symbolic only`` (SymPy) or ``numeric only``."""
+    verdicts = {c["method"]: c["verdict"] for c in res["certificates"]}
+    if verdicts.get("formal") == "pass":
+        return "formal"
+    if verdicts.get("symbolic") == "pass":
+        return "symbolic only"
+    return "numeric only"
+
+
+def formal_view(der, result: dict) -> dict:
+    """Per-step "formally proved" entries, the derivation's Coq lemmas and its .v file."""
+    rows = []
+    for res in result["steps"]:
+        cert = next((c for c in res["certificates"] if c["method"] == "formal"), None)
+        rows.append({"id": res["id"], "class": step_proof_class(res),
+                     "formal": cert["verdict"] if cert else "",
+                     "why": cert["summary"] if cert and cert["verdict"] != "pass" else
+                     (cert["evidence"].get("script_name", "") if cert else "")})
+    f = result.get("formal") or {}
+    lemmas = [{"name": lm["name"], "title": lm["title"], "statement": lm["statement_latex"],
+               "hypotheses": lm.get("hypotheses_latex", []), "verdict": lm["verdict"],
+               "summary": lm["certificate"]["summary"],
+               "controls": [{"name": c["name"], "rejected": c["rejected"],
+                             "summary": c["certificate"]["summary"]} for c in lm["controls"]]}
+              for lm in f.get("lemmas", [])]
+    return {"steps": rows, "lemmas": lemmas, "file": f.get("file"), "coqc": f.get("coqc")}
+
+
 def derivation_view(der, result: dict, sweep: dict | None, figures: dict) -> dict:
     st = der.statement
     steps = []
@@ -208,6 +237,7 @@ def derivation_view(der, result: dict, sweep: dict | None, figures: dict) -> dic
             "reference": step.why.reference,
             "note": text_or_tex(step.note) if step.note else "",
             "verdict": res["verdict"],
+            "formal": next((c["verdict"] for c in res["certificates"] if c["method"] == "formal"), ""),
             "certificates": [certificate_view(c) for c in res["certificates"]],
         })
     controls = []
@@ -260,6 +290,7 @@ def derivation_view(der, result: dict, sweep: dict | None, figures: dict) -> dic
         "cached": result.get("_cached", False),
         "computed": result.get("_computed", {}),
         "steps_passed": sum(s["verdict"] == "pass" for s in result["steps"]),
+        "formal": formal_view(der, result),
     }
 
 

@@ -52,10 +52,16 @@ def pytest_collection_modifyitems(config, items):
         has_cuda = torch.cuda.is_available()
     except ImportError:  # pragma: no cover
         has_cuda = False
+    from derivations.formal import coqc_path
+
+    has_coq = coqc_path() is not None
+    skip_coq = pytest.mark.skip(reason="no coqc (apt-get install coq libcoq-interval libcoq-coquelicot)")
     skip = pytest.mark.skip(reason="no CUDA device")
     skip_slow = pytest.mark.skip(reason="slow: run with --runslow")
     for item in items:
         if "gpu" in item.keywords and not has_cuda:
             item.add_marker(skip)
+        if "coq" in item.keywords and not has_coq:
+            item.add_marker(skip_coq)
         if "slow" in item.keywords and not config.getoption("--runslow"):
             item.add_marker(skip_slow)

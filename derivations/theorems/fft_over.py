@@ -96,6 +96,7 @@ DERIVATIONS = [Derivation(
         Control("error sign", r"step \emph{error} with the sign of the noise flipped",
                 "error", rhs=-E * X.T * S.I),
     ),
+    scalar_assumptions=(sp.Gt(n, d + 1),),
     validate=validate,
     formula=formula,
     simulate=simulate,

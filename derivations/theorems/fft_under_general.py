@@ -212,6 +212,7 @@ DERIVATIONS = [Derivation(
         Control("isotropic bias without 1/(1-df2)", r"step \emph{isotropic-bias} without $1/(1-\mathrm{df}_2)$",
                 "isotropic-bias", lhs=kap_iso ** 2 / (1 + kap_iso) ** 2 * F2),
     ),
+    scalar_assumptions=(sp.Gt(d, n + 1),),
     validate=validate,
     formula=formula,
     simulate=simulate,

@@ -111,6 +111,7 @@ DERIVATIONS = [Derivation(
         Control("inverse-wishart d-n", r"step \emph{inverse-wishart} with $n/(d-n)$",
                 "inverse-wishart", rhs=n / (d - n)),
     ),
+    scalar_assumptions=(sp.Gt(d, n + 1),),
     validate=validate,
     formula=formula,
     simulate=simulate,

@@ -427,6 +427,7 @@ def _make(regime) -> Derivation:
                              r"the simulation scales $d, k, n$ together at fixed spikes $x_i$"),
                             checks=("convergence",)),
         controls=controls,
+        scalar_assumptions=(sp.Le(beta, 1), sp.Gt(x ** 4, beta)),   # beta <= 1; spike detected
         validate=_validate(regime),
         formula=f,
         simulate=_simulate(regime),

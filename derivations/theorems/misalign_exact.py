@@ -176,6 +176,7 @@ DERIVATIONS = [Derivation(
         Control("dropped b^2", r"closed form without the factor $b^2$", "matrices",
                 rhs=eps ** 2 * N_expr / Den_expr ** 2),
     ),
+    scalar_assumptions=(sp.Gt(a, b), sp.Gt(a ** 2 * c1, b ** 2 * c2), sp.Gt(c1 * c2, eps ** 2)),
     validate=validate,
     formula=formula,
     simulate=simulate,

@@ -8,6 +8,7 @@ from derivations.cli import evaluate_point, main, simulate_point
 from numeric import sharp
 from numeric.errors import InputError
 from numeric.params import make_params
+from derivations.core import NEUTRAL_VERDICTS  # formal: skipped / not formalised
 
 IDS = ["lora_sharp_over", "lora_sharp_under"]
 
@@ -21,7 +22,7 @@ def test_listed():
 def test_steps_and_statement_pass(audit_cache, der_id):
     res = audit_cache(der_id)
     bad = [(s["id"], c["method"], c["summary"]) for s in res["steps"] for c in s["certificates"]
-           if c["verdict"] != "pass"]
+           if c["verdict"] not in ("pass", *NEUTRAL_VERDICTS)]
     assert not bad, bad
     cert = res["statement"]["certificates"][0]
     assert cert["method"] == "convergence" and cert["verdict"] == "pass", cert["summary"]

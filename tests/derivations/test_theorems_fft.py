@@ -5,6 +5,7 @@ from derivations import get, registry
 from derivations.cli import evaluate_point, simulate_point
 from numeric.errors import InputError
 from numeric.params import make_params
+from derivations.core import NEUTRAL_VERDICTS  # formal: skipped / not formalised
 
 FFT_IDS = [i for i in ("fft_over", "fft_under_iso", "fft_under_general") if i in registry()]
 
@@ -13,7 +14,7 @@ FFT_IDS = [i for i in ("fft_over", "fft_under_iso", "fft_under_general") if i in
 def test_every_step_passes(audit_cache, der_id):
     res = audit_cache(der_id)
     bad = [(s["id"], c["method"], c["summary"]) for s in res["steps"] for c in s["certificates"]
-           if c["verdict"] != "pass"]
+           if c["verdict"] not in ("pass", *NEUTRAL_VERDICTS)]
     assert not bad, bad
     assert all(c["verdict"] == "pass" for c in res["statement"]["certificates"])
 
