@@ -34,6 +34,16 @@ Definitions (stated once; used in files, figures and report):
   ``eps = ||Q_perp Sigma Q||_op`` (THEORY 5, ``Q`` = projector on the top-``h`` row space) equals
   ``|cov_high - cov_low| sin(theta) cos(theta)``; it is computed numerically and reported.
 
+Reproducibility contract: a point's numbers are a function of the master seed, the point, the
+run settings in its key (``run_settings``), the code version and the device type; for a fixed
+device and thread count (``run.threads``, default 1) they are **bitwise** the same on every run
+and for **every** ``run.batch``.  The data are drawn in chunks of ``CHUNK`` data sets, each from
+its own generator, and every kernel call of a point works on one chunk, with shapes that depend
+on the point only -- so no batched BLAS/LAPACK kernel ever sees the batch size (kernels may
+block a batch of 50 differently from two of 25, which changed the last bits before).  Across
+thread counts or devices the numbers agree to float64 rounding (different reduction orders),
+not bitwise.
+
 Results are appended, one JSON line per finished point, to ``points.jsonl`` in the output folder
 (written with a single ``write`` and ``fsync``; a torn last line from a crash is cut off on the
 next run); each line is keyed by a hash of the point's parameters, the run settings and the code
@@ -65,7 +75,8 @@ CHUNK = 25          # trials per independently seeded draw (batches are whole ch
 CODE_MODULES = ("numeric.estimators", "numeric.sharp", "numeric.instances", "numeric.device",
                 "numeric.stats")
 POINT_FUNCTIONS = ("CHUNK", "point_seed", "profile", "effective_ranks", "_haar",
-                   "misalignment_eps", "make_instance", "rank_risks", "_paired", "_predict", "compute_point",
+                   "misalignment_eps", "make_instance", "rank_risks", "_chunk_seed", "_chunk_risks",
+                   "_paired", "_predict", "compute_point",
                    "_agreement")
 AXES = ("exact", "tail", "snr", "misalignment")
 RANK_RULES = ("fixed", "matched", "predicted", "best")
@@ -250,6 +261,19 @@ def rank_risks(X, R, Delta, SigmaHalf):
     return fft, lora
 
 
+def _chunk_seed(seed: int, i: int) -> int:
+    """Seed of chunk ``i`` of a point (independent of the batch and of the other chunks)."""
+    return (seed * 1000003 + i) & 0x7FFFFFFF
+
+
+def _chunk_risks(tinst, size, gen, device):
+    """FFT and all-rank LoRA risks of one chunk of ``size`` data sets drawn from ``gen``."""
+    from .estimators import sample_data
+
+    X, R = sample_data(tinst, size, gen, device)
+    return rank_risks(X, R, tinst["Delta"], tinst["SigmaHalf"])
+
+
 def _paired(a, b=None):
     x = a if b is None else a - b
     sm = summarize(x)
@@ -280,7 +304,6 @@ def compute_point(point: dict, seed: int, run: dict, device, predictor) -> dict:
     import torch
 
     from .device import generator
-    from .estimators import sample_data
 
     t0 = time.perf_counter()
     d, k, n = point["d"], point["k"], point["n"]
@@ -290,20 +313,24 @@ def compute_point(point: dict, seed: int, run: dict, device, predictor) -> dict:
     t = lambda a: torch.as_tensor(a, dtype=torch.float64, device=device)  # noqa: E731
     tinst = {"d": d, "k": k, "n": n, "sigma": point["sigma"], "Delta": t(inst["Delta"]),
              "SigmaHalf": t(inst["SigmaHalf"])}
-    # data are drawn in fixed chunks, each from its own generator, so that the batch size
-    # (memory) never changes the numbers
+    # Reproducibility contract (module docstring): every chunk of CHUNK data sets is drawn from
+    # its own generator AND computed by its own kernel calls, whose shapes depend on the point
+    # only.  ``run.batch`` groups chunks between transfers off the device; it never changes the
+    # arithmetic, so the numbers are bitwise the same for every batch (batched BLAS/LAPACK
+    # kernels may block differently for different batch shapes: computing a batch of 50 at once
+    # agreed with two batches of 25 only to the last bits).
     trials = run["trials"]
     chunks = [(i, min(CHUNK, trials - i * CHUNK)) for i in range(-(-trials // CHUNK))]
     per = max(1, run["batch"] // CHUNK)
     ffts, loras = [], []
     for g0 in range(0, len(chunks), per):
-        parts = [sample_data(tinst, size, generator((seed * 1000003 + i) & 0x7FFFFFFF), device)
-                 for i, size in chunks[g0:g0 + per]]
-        X = torch.cat([pt[0] for pt in parts])
-        R = torch.cat([pt[1] for pt in parts])
-        f, lo = rank_risks(X, R, tinst["Delta"], tinst["SigmaHalf"])
-        ffts.append(f.cpu())
-        loras.append(lo[:, :q].cpu())
+        fs, ls = [], []
+        for i, size in chunks[g0:g0 + per]:
+            f, lo = _chunk_risks(tinst, size, generator(_chunk_seed(seed, i)), device)
+            fs.append(f)
+            ls.append(lo[:, :q])
+        ffts.append(torch.cat(fs).cpu())
+        loras.append(torch.cat(ls).cpu())
     fft = torch.cat(ffts)
     lora = torch.cat(loras)
     means = lora.mean(0)
@@ -427,8 +454,9 @@ def run_sweep(cfg: dict, out_dir, device="cpu", *, fresh=False, progress=None, p
 
     ``progress(done, total, label, reused)`` is called after each point; an exception raised in
     it or in a point (``KeyboardInterrupt`` included) stops the sweep with every finished point
-    already on disk.  ``batch`` and ``threads`` are not in the key: they change memory use and
-    speed, not the numbers (data are drawn in fixed, separately seeded chunks).
+    already on disk.  ``batch`` and ``threads`` are not in the key: ``batch`` never changes
+    the numbers (see the reproducibility contract in the module docstring), ``threads`` only
+    to float64 rounding.
     ``compute`` replaces ``compute_point`` (tests use it to crash a point).
     """
     import torch
