@@ -290,6 +290,7 @@ def simulate_ranks(params, trials: int, gen, device="cpu", *, path="auto", ranks
 
     from .estimators import sample_data
     from .instances import torch_instance
+    from .lora_train import single_thread
 
     regime = regime_of(params)
     if path == "auto":
@@ -311,7 +312,9 @@ def simulate_ranks(params, trials: int, gen, device="cpu", *, path="auto", ranks
     chunk = chunk or (fast_chunk(params) if path == "fast" else 2000)
     need_lora = ranks != [0]
     ffts, loras = [], []
-    with torch.no_grad():
+    # one CPU thread: batched small matrices gain nothing from intra-op threads on a busy
+    # machine (numeric.lora_train.single_thread), and the numbers then do not depend on it
+    with torch.no_grad(), single_thread(device):
         for start in range(0, trials, chunk):
             b = min(chunk, trials - start)
             if path == "fast":
