@@ -259,7 +259,7 @@ def fast_chunk(params) -> int:
     never depend on the machine): about 16 MB of float64 per block of statistics."""
     m = params.d if regime_of(params) == "over" else params.n
     per = m * m + params.k * m + 1
-    return int(max(64, min(20000, 2_000_000 // per)))
+    return int(max(1, min(20000, 2_000_000 // per)))
 
 
 def raw_risks(inst: dict, X, R, ranks):

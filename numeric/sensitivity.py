@@ -48,8 +48,13 @@ Results are appended, one JSON line per finished point, to ``points.jsonl`` in t
 (written with a single ``write`` and ``fsync``; a torn last line from a crash is cut off on the
 next run); each line is keyed by a hash of the point's parameters, the run settings and the code
 version (the source of the functions that compute a point and of ``numeric.estimators``,
-``numeric.sharp``, ``numeric.instances``, ``numeric.device``, ``numeric.stats``), and a rerun
-skips keys already present.
+``numeric.sharp``, ``numeric.instances``, ``numeric.device``, ``numeric.stats``,
+``numeric.samplers``), and a rerun skips keys already present.
+
+The risks of a chunk are drawn by the exact fast samplers (``numeric.samplers``: Bartlett factor
+and whitened noise over, the shift's row space and a Wishart block under ``Sigma = I``); the
+underdetermined points with ``Sigma != I`` (misalignment axis) simulate raw data
+(``rank_risks``).
 """
 from __future__ import annotations
 
@@ -73,7 +78,7 @@ CHUNK = 25          # trials per independently seeded draw (batches are whole ch
 # what a point's numbers depend on: these modules whole, and this module's point functions
 # (editing the summary or the figures does not invalidate finished points)
 CODE_MODULES = ("numeric.estimators", "numeric.sharp", "numeric.instances", "numeric.device",
-                "numeric.stats")
+                "numeric.stats", "numeric.samplers")
 POINT_FUNCTIONS = ("CHUNK", "point_seed", "profile", "effective_ranks", "_haar",
                    "misalignment_eps", "make_instance", "rank_risks", "_chunk_seed", "_chunk_risks",
                    "_paired", "_predict", "compute_point",
@@ -267,9 +272,15 @@ def _chunk_seed(seed: int, i: int) -> int:
 
 
 def _chunk_risks(tinst, size, gen, device):
-    """FFT and all-rank LoRA risks of one chunk of ``size`` data sets drawn from ``gen``."""
+    """FFT and all-rank LoRA risks of one chunk of ``size`` data sets drawn from ``gen``: from
+    the exact fast sampler's statistics (``numeric.samplers``: overdetermined, or
+    underdetermined with ``Sigma = I``), else from raw data (``rank_risks``)."""
+    from . import samplers
     from .estimators import sample_data
 
+    if tinst["fast"]:
+        setup = tinst.setdefault("setup", samplers.fast_setup(tinst, tinst["regime"]))
+        return samplers.risks(setup, samplers.draw_stats(setup, size, gen, device))
     X, R = sample_data(tinst, size, gen, device)
     return rank_risks(X, R, tinst["Delta"], tinst["SigmaHalf"])
 
@@ -312,7 +323,8 @@ def compute_point(point: dict, seed: int, run: dict, device, predictor) -> dict:
     q = min(point["r_max"] or q_cap, q_cap)
     t = lambda a: torch.as_tensor(a, dtype=torch.float64, device=device)  # noqa: E731
     tinst = {"d": d, "k": k, "n": n, "sigma": point["sigma"], "Delta": t(inst["Delta"]),
-             "SigmaHalf": t(inst["SigmaHalf"])}
+             "SigmaHalf": t(inst["SigmaHalf"]), "regime": "over" if n >= d else "under",
+             "fast": n >= d or inst["isotropic"]}
     # Reproducibility contract (module docstring): every chunk of CHUNK data sets is drawn from
     # its own generator AND computed by its own kernel calls, whose shapes depend on the point
     # only.  ``run.batch`` groups chunks between transfers off the device; it never changes the

@@ -95,27 +95,39 @@ def test_same_seed_same_numbers_and_batch_does_not_matter(reference, tmp_path):
 
 
 @pytest.mark.parametrize("trials", [50, 37])
-def test_the_arithmetic_never_sees_the_batch(monkeypatch, trials):
+@pytest.mark.parametrize("axis", ["exact", "misalignment"])
+def test_the_arithmetic_never_sees_the_batch(monkeypatch, trials, axis):
     """Why the contract holds independently of the BLAS: every kernel call of a point works on
     one chunk, with shapes that depend on the point only (a batched kernel may block a batch of
-    50 differently from two of 25, which changed the last bits on another machine)."""
+    50 differently from two of 25, which changed the last bits on another machine).  Both
+    paths: the exact fast sampler (exact axis) and raw data (underdetermined, Sigma != I)."""
+    from numeric import samplers
+
     calls = {}
-    real = sens.rank_risks
+    real_raw, real_fast = sens.rank_risks, samplers.risks
 
-    def recording(X, R, Delta, SigmaHalf):
-        calls.setdefault(batch, []).append((tuple(X.shape), tuple(R.shape)))
-        return real(X, R, Delta, SigmaHalf)
+    def raw(X, R, Delta, SigmaHalf):
+        calls.setdefault(batch, []).append(("raw", tuple(X.shape), tuple(R.shape)))
+        return real_raw(X, R, Delta, SigmaHalf)
 
-    monkeypatch.setattr(sens, "rank_risks", recording)
-    point = sens.build_grid(tiny())[0]["point"]
+    def fast(setup, stats, lora=True):
+        calls.setdefault(batch, []).append(("fast",) + tuple(tuple(v.shape)
+                                                             for v in stats.values()))
+        return real_fast(setup, stats, lora)
+
+    monkeypatch.setattr(sens, "rank_risks", raw)
+    monkeypatch.setattr(samplers, "risks", fast)
+    grid = sens.build_grid(tiny("misalignment.n_over_d=[0.5]", "misalignment.angles_deg=[30]"))
+    point = next(e["point"] for e in grid if e["axis"] == axis and e["point"]["n"] < 12)
     results = {}
     for batch in (25, 50, 1000):
         run = {"seed": 0, "trials": trials, "pred_rel_tol": 0.25, "batch": batch}
         res = sens.compute_point(point, 11, run, torch.device("cpu"), None)
         results[batch] = {k: v for k, v in res.items() if k != "seconds"}
+    assert {c[0] for c in calls[25]} == {"raw" if axis == "misalignment" else "fast"}
     assert calls[25] == calls[50] == calls[1000]
-    assert max(shape[0][0] for shape in calls[25]) == sens.CHUNK
-    assert sum(shape[0][0] for shape in calls[25]) == trials
+    assert max(c[1][0] for c in calls[25]) == sens.CHUNK
+    assert sum(c[1][0] for c in calls[25]) == trials
     assert results[25] == results[50] == results[1000]
 
 
