@@ -139,6 +139,13 @@ def _raw_summary(der_id, p, est, trials, seed, device, i):
     return _RAW_CACHE[key]
 
 
+def _no_formula(p):
+    from numeric.errors import InputError
+
+    raise InputError("mc_samplers_* certify a sampler against raw data: they have no closed-form "
+                     "value to evaluate (use `simulate` for the fast sampler's LoRA risk)")
+
+
 def _wrong_dof(shift):
     return lambda p, est, t, g, dev: samplers.simulate(p, est, t, g, dev, path="fast",
                                                        dof_shift=shift)
@@ -220,7 +227,7 @@ def _make(regime) -> Derivation:
                             checks=("sampler_two_sample",)),
         controls=controls,
         validate=validate,
-        formula=lambda p: float("nan"),
+        formula=_no_formula,
         simulate=lambda p, trials, gen, device: samplers.simulate(p, "lora", trials, gen, device,
                                                                   path="fast"),
         hp_params=lambda cfg: [],
