@@ -119,7 +119,7 @@ TARGETS = {(100, 50, 400): 10.0, (100, 50, 4000): 50.0}
 def bench_mc(device, repeat):
     import torch
 
-    from numeric import estimators, samplers
+    from numeric import samplers
     from numeric.device import describe, generator, resolve
     from numeric.lora_train import single_thread
     from numeric.params import make_params
@@ -161,7 +161,6 @@ def bench_mc(device, repeat):
         rows.append({"dims": (d, k, n), "ratio": ratio, "target": target})
     print("  (x/s cpu: data sets per CPU second of this process; x/s: per wall-clock second, "
           "inflated when the machine is shared)")
-    del estimators
     return rows
 
 
@@ -173,15 +172,16 @@ def bench_memory():
     code = ("import resource, torch; from numeric import samplers; "
             "from numeric.device import generator; "
             "from derivations.theorems.lora_sharp import _conv_params; "
-            "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; "
-            "p = _conv_params('over', 32, 0); "
+            "rss = lambda: int(open('/proc/self/statm').read().split()[1]) * 4; "
+            "base = rss(); p = _conv_params('over', 32, 0); "
             "samplers.simulate_ranks(p, 4, generator(0), 'cpu', ranks=[6]); "
             "print(p.d, p.k, p.n, base, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     d, k, n, base, peak = (int(v) for v in out.stdout.split())
     print(f"peak memory, largest default point (convergence study, d = {d}, k = {k}, n = {n}, "
           f"fast sampler, {samplers_chunk(d, k, n)} data set(s) per block): {peak / 1024:.0f} MB "
-          f"resident ({base / 1024:.0f} MB after importing torch and the project)")
+          f"peak resident, {base / 1024:.0f} MB resident before the simulation (torch and the "
+          f"project imported)")
 
 
 def samplers_chunk(d, k, n):

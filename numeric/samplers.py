@@ -55,12 +55,7 @@ negative control) and in the audit (derivation ``mc_samplers``).
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
-
-
-REGIMES = ("over", "under")
 
 
 def _t(a):
@@ -70,8 +65,8 @@ def _t(a):
 # ------------------------------------------------------------------------------ the laws
 def chunk_rng(gen) -> np.random.Generator:
     """A numpy generator seeded by one draw of the CPU ``torch.Generator`` ``gen``: the fast
-    samplers' normals (numpy's ziggurat is ~3x faster than torch's CPU ``randn``) and ``chi^2``
-    draws come from it, so the same torch seed gives the same statistics on every device."""
+    samplers' normals and ``chi^2`` draws (torch's gamma sampler takes no generator) come from
+    it, so the same torch seed gives the same statistics on every device."""
     import torch
 
     return np.random.default_rng(int(torch.randint(0, 2 ** 62, (1,), generator=gen)))
@@ -86,16 +81,6 @@ def _normal(rng, shape, device, scale=1.0):
     return torch.from_numpy(z).to(device)
 
 
-def chi2(dof, batch: int, rng, device):
-    """``(batch, len(dof))`` independent ``chi^2`` draws with the given degrees of freedom."""
-    import torch
-
-    dof = np.asarray(dof, dtype=float)
-    if np.any(dof <= 0):
-        raise ValueError(f"chi^2 degrees of freedom must be positive, got {dof.min()}")
-    return torch.from_numpy(rng.chisquare(dof, size=(batch, dof.size))).to(device)
-
-
 def bartlett(batch: int, p: int, dof: float, rng, device):
     """Lower-triangular ``L`` (``batch, p, p``) with ``L L^T ~ Wishart_p(I, dof)``, ``dof > p - 1``:
     ``L_ii = sqrt(chi^2_{dof - i + 1})`` (``i = 1..p``), ``L_ij ~ N(0, 1)`` for ``i > j``."""
@@ -106,7 +91,7 @@ def bartlett(batch: int, p: int, dof: float, rng, device):
     L = np.zeros((batch, p, p))
     rows, cols = np.tril_indices(p, -1)
     L[:, rows, cols] = rng.standard_normal((batch, rows.size))
-    diag = np.sqrt(rng.chisquare(dof - np.arange(p, dtype=float), size=(batch, p)))
+    diag = np.sqrt(rng.chisquare(dof - np.arange(p, dtype=float), size=(batch, p)))  # > 0
     np.einsum("bii->bi", L)[...] = diag                     # a writable view of the diagonals
     return torch.from_numpy(L).to(device)
 
