@@ -279,7 +279,9 @@ def _chunk_risks(tinst, size, gen, device):
     from .estimators import sample_data
 
     if tinst["fast"]:
-        setup = tinst.setdefault("setup", samplers.fast_setup(tinst, tinst["regime"]))
+        if "setup" not in tinst:                       # once per point
+            tinst["setup"] = samplers.fast_setup(tinst, tinst["regime"])
+        setup = tinst["setup"]
         return samplers.risks(setup, samplers.draw_stats(setup, size, gen, device))
     X, R = sample_data(tinst, size, gen, device)
     return rank_risks(X, R, tinst["Delta"], tinst["SigmaHalf"])
