@@ -134,5 +134,6 @@ DERIVATIONS = [Derivation(
     references=("Muirhead (1982), Thm 3.2.12", "Hastie, Montanari, Rosset, Tibshirani (2022), Sec. 3"),
     # the report's figure: formula vs simulation across n (n <= d - 4 keeps the variance of
     # tr((X^T X)^-1) finite, so every point's standard error is meaningful)
-    extra={"simulate_raw": simulate_raw, "report_sweep": {"param": "n", "values": [1, 2, 3, 4, 5, 6, 7, 8], "base": _BASE}},
+    extra={"simulate_raw": simulate_raw,
+           "report_sweep": {"param": "n", "values": [1, 2, 3, 4, 5, 6, 7, 8], "base": _BASE}},
 )]

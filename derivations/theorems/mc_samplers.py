@@ -102,8 +102,8 @@ def check_sampler_identity(step, derivation, cfg) -> Certificate:
 @checker("sampler_two_sample")
 def check_sampler_two_sample(statement, derivation, cfg, formula=None) -> Certificate:
     """Two-sample test of the mean risk (FFT and LoRA): fast sampler against raw simulation,
-    ``2 * cfg.mc_trials`` data sets each (the raw side bounds the power).  ``formula`` (a control) replaces the fast sampler by ``formula(params, estimator, trials,
-    gen, device)``."""
+    ``2 * cfg.mc_trials`` data sets each (the raw side bounds the power).  ``formula`` (a
+    control) replaces the fast sampler by ``formula(params, estimator, trials, gen, device)``."""
     device = resolve(cfg.device)
     fast = formula or (lambda p, est, t, g, dev: samplers.simulate(p, est, t, g, dev,
                                                                    path="fast"))
