@@ -19,6 +19,10 @@ _DEFAULTS = {
     "mc_trials": (40000, 16000, "Monte Carlo draws per step check and per end-to-end point"),
     "mc_outer": (3, 2, "independent conditioning instances per conditional expectation"),
     "max_detectable": (0.03, 0.05, "largest acceptable smallest-detectable relative error"),
+    "fast_trials": (640000, 40000, "data sets per end-to-end point simulated by an exact fast "
+                   "sampler (numeric.samplers; the first point always simulates raw data)"),
+    "fast_max_detectable": (0.005, 0.02, "largest acceptable smallest-detectable relative error "
+                            "of the end-to-end points simulated by the fast samplers"),
     "asym_trials": (400, 250, "simulated data sets per dimension in convergence checks"),
     "asym_scales": ((1, 2, 4, 8), (1, 2, 4), "dimension multipliers for convergence checks"),
     "asym_tol": (0.01, 0.01, "finite-size relative error allowed at the largest size (beyond 4 SE)"),
@@ -38,6 +42,8 @@ class AuditConfig:
     mc_trials: int
     mc_outer: int
     max_detectable: float
+    fast_trials: int
+    fast_max_detectable: float
     asym_trials: int
     asym_scales: tuple
     asym_tol: float
@@ -67,9 +73,11 @@ def make_config(quick: bool = False, **overrides) -> AuditConfig:
         raise InputError(f"seed must be a non-negative integer, got {cfg.seed!r}")
     if cfg.dps < 50:
         raise InputError(f"dps must be at least 50, got {cfg.dps}")
-    for key in ("hp_instances", "mc_trials", "mc_outer", "asym_trials", "ineq_instances"):
+    for key in ("hp_instances", "mc_trials", "mc_outer", "asym_trials", "ineq_instances",
+                "fast_trials"):
         if getattr(cfg, key) < 1:
             raise InputError(f"{key} must be positive, got {getattr(cfg, key)}")
-    if not 0 < cfg.max_detectable < 1:
-        raise InputError(f"max_detectable must lie in (0, 1), got {cfg.max_detectable}")
+    for key in ("max_detectable", "fast_max_detectable"):
+        if not 0 < getattr(cfg, key) < 1:
+            raise InputError(f"{key} must lie in (0, 1), got {getattr(cfg, key)}")
     return cfg

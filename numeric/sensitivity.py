@@ -34,12 +34,27 @@ Definitions (stated once; used in files, figures and report):
   ``eps = ||Q_perp Sigma Q||_op`` (THEORY 5, ``Q`` = projector on the top-``h`` row space) equals
   ``|cov_high - cov_low| sin(theta) cos(theta)``; it is computed numerically and reported.
 
+Reproducibility contract: a point's numbers are a function of the master seed, the point, the
+run settings in its key (``run_settings``), the code version and the device type; for a fixed
+device and thread count (``run.threads``, default 1) they are **bitwise** the same on every run
+and for **every** ``run.batch``.  The data are drawn in chunks of ``CHUNK`` data sets, each from
+its own generator, and every kernel call of a point works on one chunk, with shapes that depend
+on the point only -- so no batched BLAS/LAPACK kernel ever sees the batch size (kernels may
+block a batch of 50 differently from two of 25, which changed the last bits before).  Across
+thread counts or devices the numbers agree to float64 rounding (different reduction orders),
+not bitwise.
+
 Results are appended, one JSON line per finished point, to ``points.jsonl`` in the output folder
 (written with a single ``write`` and ``fsync``; a torn last line from a crash is cut off on the
 next run); each line is keyed by a hash of the point's parameters, the run settings and the code
 version (the source of the functions that compute a point and of ``numeric.estimators``,
-``numeric.sharp``, ``numeric.instances``, ``numeric.device``, ``numeric.stats``), and a rerun
-skips keys already present.
+``numeric.sharp``, ``numeric.instances``, ``numeric.device``, ``numeric.stats``,
+``numeric.samplers``), and a rerun skips keys already present.
+
+The risks of a chunk are drawn by the exact fast samplers (``numeric.samplers``: Bartlett factor
+and whitened noise over, the shift's row space and a Wishart block under ``Sigma = I``); the
+underdetermined points with ``Sigma != I`` (misalignment axis) simulate raw data
+(``rank_risks``).
 """
 from __future__ import annotations
 
@@ -64,9 +79,10 @@ CHUNK = 25          # trials per independently seeded draw (batches are whole ch
 # what a point's numbers depend on: these modules whole, and this module's point functions
 # (editing the summary or the figures does not invalidate finished points)
 CODE_MODULES = ("numeric.estimators", "numeric.sharp", "numeric.instances", "numeric.device",
-                "numeric.stats")
+                "numeric.stats", "numeric.samplers")
 POINT_FUNCTIONS = ("CHUNK", "point_seed", "profile", "effective_ranks", "_haar",
-                   "misalignment_eps", "make_instance", "rank_risks", "_paired", "_predict", "compute_point",
+                   "misalignment_eps", "make_instance", "rank_risks", "_chunk_seed", "_chunk_risks",
+                   "_paired", "_predict", "compute_point",
                    "_agreement")
 AXES = ("exact", "tail", "snr", "misalignment")
 RANK_RULES = ("fixed", "matched", "predicted", "best")
@@ -251,6 +267,27 @@ def rank_risks(X, R, Delta, SigmaHalf):
     return fft, lora
 
 
+def _chunk_seed(seed: int, i: int) -> int:
+    """Seed of chunk ``i`` of a point (independent of the batch and of the other chunks)."""
+    return (seed * 1000003 + i) & 0x7FFFFFFF
+
+
+def _chunk_risks(tinst, size, gen, device):
+    """FFT and all-rank LoRA risks of one chunk of ``size`` data sets drawn from ``gen``: from
+    the exact fast sampler's statistics (``numeric.samplers``: overdetermined, or
+    underdetermined with ``Sigma = I``), else from raw data (``rank_risks``)."""
+    from . import samplers
+    from .estimators import sample_data
+
+    if tinst["fast"]:
+        if "setup" not in tinst:                       # once per point
+            tinst["setup"] = samplers.fast_setup(tinst, tinst["regime"])
+        setup = tinst["setup"]
+        return samplers.risks(setup, samplers.draw_stats(setup, size, gen, device))
+    X, R = sample_data(tinst, size, gen, device)
+    return rank_risks(X, R, tinst["Delta"], tinst["SigmaHalf"])
+
+
 def _paired(a, b=None):
     x = a if b is None else a - b
     sm = summarize(x)
@@ -281,7 +318,6 @@ def compute_point(point: dict, seed: int, run: dict, device, predictor) -> dict:
     import torch
 
     from .device import generator
-    from .estimators import sample_data
 
     t0 = time.perf_counter()
     d, k, n = point["d"], point["k"], point["n"]
@@ -290,21 +326,26 @@ def compute_point(point: dict, seed: int, run: dict, device, predictor) -> dict:
     q = min(point["r_max"] or q_cap, q_cap)
     t = lambda a: torch.as_tensor(a, dtype=torch.float64, device=device)  # noqa: E731
     tinst = {"d": d, "k": k, "n": n, "sigma": point["sigma"], "Delta": t(inst["Delta"]),
-             "SigmaHalf": t(inst["SigmaHalf"])}
-    # data are drawn in fixed chunks, each from its own generator, so that the batch size
-    # (memory) never changes the numbers
+             "SigmaHalf": t(inst["SigmaHalf"]), "regime": "over" if n >= d else "under",
+             "fast": n >= d or inst["isotropic"]}
+    # Reproducibility contract (module docstring): every chunk of CHUNK data sets is drawn from
+    # its own generator AND computed by its own kernel calls, whose shapes depend on the point
+    # only.  ``run.batch`` groups chunks between transfers off the device; it never changes the
+    # arithmetic, so the numbers are bitwise the same for every batch (batched BLAS/LAPACK
+    # kernels may block differently for different batch shapes: computing a batch of 50 at once
+    # agreed with two batches of 25 only to the last bits).
     trials = run["trials"]
     chunks = [(i, min(CHUNK, trials - i * CHUNK)) for i in range(-(-trials // CHUNK))]
     per = max(1, run["batch"] // CHUNK)
     ffts, loras = [], []
     for g0 in range(0, len(chunks), per):
-        parts = [sample_data(tinst, size, generator((seed * 1000003 + i) & 0x7FFFFFFF), device)
-                 for i, size in chunks[g0:g0 + per]]
-        X = torch.cat([pt[0] for pt in parts])
-        R = torch.cat([pt[1] for pt in parts])
-        f, lo = rank_risks(X, R, tinst["Delta"], tinst["SigmaHalf"])
-        ffts.append(f.cpu())
-        loras.append(lo[:, :q].cpu())
+        fs, ls = [], []
+        for i, size in chunks[g0:g0 + per]:
+            f, lo = _chunk_risks(tinst, size, generator(_chunk_seed(seed, i)), device)
+            fs.append(f)
+            ls.append(lo[:, :q])
+        ffts.append(torch.cat(fs).cpu())
+        loras.append(torch.cat(ls).cpu())
     fft = torch.cat(ffts)
     lora = torch.cat(loras)
     means = lora.mean(0)
@@ -441,8 +482,9 @@ def run_sweep(cfg: dict, out_dir, device="cpu", *, fresh=False, progress=None, p
 
     ``progress(done, total, label, reused)`` is called after each point; an exception raised in
     it or in a point (``KeyboardInterrupt`` included) stops the sweep with every finished point
-    already on disk.  ``batch`` and ``threads`` are not in the key: they change memory use and
-    speed, not the numbers (data are drawn in fixed, separately seeded chunks).
+    already on disk.  ``batch`` and ``threads`` are not in the key: ``batch`` never changes
+    the numbers (see the reproducibility contract in the module docstring), ``threads`` only
+    to float64 rounding.
     ``compute`` replaces ``compute_point`` (tests use it to crash a point).
 
     ``client`` (a ``distributed.Client``, see ``numeric.distributed``) computes the points that

@@ -68,7 +68,8 @@ SCHEMA: dict[str, dict[str, tuple]] = {
         "trials": (400, 48, "int", lambda v: 2 <= v <= 10 ** 7, "in [2, 1e7]",
                    "simulated data sets per point (all ranks, LoRA and FFT share them: paired)"),
         "batch": (200, 48, "int", _pos_int, ">= 1",
-                  "data sets per torch batch (bounds memory; does not change the numbers)"),
+                  "data sets collected per step (whole chunks of 25; every kernel call works "
+                  "on one chunk, so the numbers are bitwise the same for every batch)"),
         "threads": (1, 1, "int", _pos_int, ">= 1",
                     "torch CPU threads during the sweep (small batched matrices: 1 is fastest, "
                     "and much faster than 2 on a busy 2-core machine); numbers do not change"),

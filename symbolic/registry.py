@@ -109,6 +109,12 @@ _declare("c11", "c_1", r"head diagonal entry of $C$ ($2\times 2$ case)", positiv
 _declare("c22", "c_2", r"tail diagonal entry of $C$ ($2\times 2$ case)", positive=True)
 _declare("lam_top", r"\lambda_+", r"top eigenvalue of $\Delta^{*\top}\Delta^* C$ ($2\times 2$ case)", positive=True)
 _declare("cross", r"\chi", r"cross term of the underdetermined LoRA risk between $D X^+$ and $\Delta^*(I - P)$", real=True)
+# --- the exact fast Monte Carlo samplers (numeric/samplers.py, derivations mc_samplers_*) ---
+_declare("Lb", "L", r"Bartlett factor: lower triangular, $L L^\top = \Sigma^{-1/2} S \Sigma^{-1/2}\sim\mathcal W_d(I, n)$", ("d", "d"), group="samplers")
+_declare("Gt", r"\tilde G", r"whitened noise $E X^\top T^{-\top}$, $T = \Sigma^{1/2} L$; i.i.d.\ $\mathcal N(0,\sigma^2)$, independent of $L$", ("k", "d"), group="samplers")
+_declare("Z1", "Z_1", r"$V^\top X$: the data in the shift's row space ($V$: right singular vectors of $\Delta^*$)", ("s", "n"), group="samplers")
+_declare("Wb", "W", r"$X^\top (I - V V^\top) X\sim\mathcal W_n(I, d - s)$, independent of $Z_1$", ("n", "n"), group="samplers")
+_declare("Rfast", r"\mathcal R_{\mathrm{fast}}", r"excess risk computed from the sufficient statistics ($L, \tilde G$ over; $Z_1, W, E$ under)", nonnegative=True)
 
 # Notation that is an operator rather than a symbol (for the notation table only).
 OPERATORS: list[tuple[str, str]] = [

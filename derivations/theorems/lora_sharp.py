@@ -30,7 +30,7 @@ from functools import lru_cache
 import numpy as np
 import sympy as sp
 
-from numeric import estimators, sharp
+from numeric import estimators, samplers, sharp
 from numeric.device import generator, randn, resolve
 from numeric.instances import torch_instance
 from numeric.params import make_params
@@ -163,15 +163,19 @@ def _formula(regime, **kw):
     return formula
 
 
-def _simulate(regime):
+def _simulate(regime, path="fast"):
+    """LoRA's simulated risk: the exact fast sampler (``numeric.samplers``, default) or the raw
+    estimator on raw ``(X, E)`` (``path="raw"``: the reference, used at the smallest size)."""
     def simulate(p, trials, gen, device):
         import torch
 
         from numeric.lora_train import single_thread
 
         _validate(regime)(p)
-        fit = estimators.lora_over if regime == "over" else estimators.lora_under
-        with single_thread(device), torch.no_grad():    # batched small SVDs: 1 thread is faster
+        with single_thread(device), torch.no_grad():    # batched small matrices: 1 thread is faster
+            if path == "fast":
+                return samplers.simulate(p, "lora", trials, gen, device, path="fast")
+            fit = estimators.lora_over if regime == "over" else estimators.lora_under
             return estimators.simulate_risk(p, lambda X_, R_: fit(X_, R_, p.r), trials, gen,
                                             device, chunk=500)
     return simulate
@@ -221,10 +225,10 @@ def _conv_params(regime, scale, seed) -> "object":
 
 
 @lru_cache(maxsize=64)
-def _conv_sim(regime, scale, trials, seed, device):
+def _conv_sim(regime, scale, trials, seed, device, path="fast"):
     p = _conv_params(regime, scale, seed)
     gen = generator(stable_seed(seed, "lora_sharp", regime, "conv", scale))
-    s = summarize(_simulate(regime)(p, trials, gen, resolve(device)))
+    s = summarize(_simulate(regime, path)(p, trials, gen, resolve(device)))
     return s.mean, s.se, s.trials
 
 
@@ -234,22 +238,30 @@ def _convergence(regime):
         out = []
         for scale in cfg.asym_scales:
             p = _conv_params(regime, scale, cfg.seed)
-            mean, se, trials = _conv_sim(regime, scale, cfg.asym_trials, cfg.seed, str(cfg.device))
+            path = "raw" if scale == cfg.asym_scales[0] else "fast"   # raw data at >= 1 size
+            mean, se, trials = _conv_sim(regime, scale, cfg.asym_trials, cfg.seed, str(cfg.device),
+                                         path)
             out.append({"scale": scale, "dims": {"d": p.d, "k": p.k, "n": p.n, "r": p.r},
-                        "formula": float(formula(p)), "mean": mean, "se": se, "trials": trials})
+                        "formula": float(formula(p)), "mean": mean, "se": se, "trials": trials,
+                        "path": path})
         return out
     return rows
 
 
 def convergence_study(regime, scales=(1, 2, 4, 8), trials=400, seed=0, device="cpu", r=None,
-                      formula=None) -> dict:
+                      formula=None, min_trials=None) -> dict:
     """Relative error of the sharp risk against the simulated LoRA estimator at growing size.
 
     The convergence sequence of the audit (``_CONV``), optionally at another rank ``r`` (more
     kept noise directions make the finite-size error larger and so its rate measurable).
     Returns the rows (``scale, dims, formula, mean, se, rel_error, rel_se``) and the least-squares
     slope of ``log|rel_error|`` against ``log d`` over the rows whose error exceeds 2 SE (the
-    observed rate; ``None`` when fewer than two such rows)."""
+    observed rate; ``None`` when fewer than two such rows).
+
+    The smallest size simulates raw data (the reference path), the others the exact fast
+    sampler.  With ``min_trials`` the number of data sets falls as ``trials * scales[0] / scale``
+    (not below ``min_trials``): the relative spread of the risk shrinks with the size, so the
+    largest sizes (d = 800) stay affordable at a comparable relative SE."""
     rows = []
     for scale in scales:
         p = _conv_params(regime, scale, seed)
@@ -257,10 +269,12 @@ def convergence_study(regime, scales=(1, 2, 4, 8), trials=400, seed=0, device="c
             p = make_params(**{**p.as_dict(), "r": r})
         gen = generator(stable_seed(seed, "lora_sharp", regime, "study", scale, p.r))
         dev = resolve(device) if isinstance(device, str) else device
-        smp = summarize(_simulate(regime)(p, trials, gen, dev))
+        path = "raw" if scale == scales[0] else "fast"
+        t = trials if min_trials is None else max(min_trials, trials * scales[0] // scale)
+        smp = summarize(_simulate(regime, path)(p, t, gen, dev))
         f = float((formula or _formula(regime))(p))
         rows.append({"scale": scale, "d": p.d, "k": p.k, "n": p.n, "r": p.r, "formula": f,
-                     "mean": smp.mean, "se": smp.se, "trials": smp.trials,
+                     "mean": smp.mean, "se": smp.se, "trials": smp.trials, "path": path,
                      "rel_error": (smp.mean - f) / f, "rel_se": smp.se / abs(f)})
     pts = [(math.log(q["d"]), math.log(abs(q["rel_error"]))) for q in rows
            if abs(q["rel_error"]) > 2 * q["rel_se"]]

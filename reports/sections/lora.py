@@ -110,12 +110,15 @@ def _convergence(ctx) -> list:
     from derivations.theorems.lora_sharp import convergence_study
     from reports.figures import write_csv
 
-    scales = (1, 2, 4) if ctx.quick else (1, 2, 4, 8)
+    # exact fast samplers (numeric.samplers) above the smallest size: the full study reaches
+    # d = 800 (over: d = k = 25 s, n = 2d) and d = 960 (under: d = 60 s, k = n = 40 s)
+    scales = {"over": (1, 2, 4) if ctx.quick else (1, 2, 4, 8, 16, 32),
+              "under": (1, 2, 4) if ctx.quick else (1, 2, 4, 8, 16)}
     trials = 150 if ctx.quick else 400
     out = []
     for regime, r in (("over", 6), ("under", 8)):
-        res = convergence_study(regime, scales=scales, trials=trials, seed=ctx.seed,
-                                device=ctx.device, r=r)
+        res = convergence_study(regime, scales=scales[regime], trials=trials, seed=ctx.seed,
+                                device=ctx.device, r=r, min_trials=None if ctx.quick else 40)
         write_csv(ctx.out_dir / f"{SID}-convergence-{regime}.csv", res["rows"])
         out.append({**res, "csv": f"{SID}-convergence-{regime}.csv"})
     return out

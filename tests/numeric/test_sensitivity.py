@@ -79,14 +79,56 @@ def reference(tmp_path_factory):
 
 
 def test_same_seed_same_numbers_and_batch_does_not_matter(reference, tmp_path):
+    """The contract of ``numeric.sensitivity`` (module docstring): bitwise the same numbers for
+    the same seed, device and thread count, *whatever* ``run.batch`` is."""
     cfg, ref = reference
     assert ref["computed"] == ref["unique_points"] > 5
-    again = sens.run_sweep(tiny("run.batch=50"), tmp_path / "b", "cpu")
+    again = sens.run_sweep(tiny(), tmp_path / "a", "cpu")          # same seed, same batch
     assert _numbers(again) == _numbers(ref)
+    for batch in (50, 75, 10):                                      # 10 < CHUNK: one chunk a step
+        other_batch = sens.run_sweep(tiny(f"run.batch={batch}"), tmp_path / f"b{batch}", "cpu")
+        assert _numbers(other_batch) == _numbers(ref), batch
     other = sens.run_sweep(tiny("run.seed=7"), tmp_path / "c", "cpu")
     a = [r["result"]["fft_mean"] for r in ref["records"].values()]
     b = [r["result"]["fft_mean"] for r in other["records"].values()]
     assert a != b
+
+
+@pytest.mark.parametrize("trials", [50, 37])
+@pytest.mark.parametrize("axis", ["exact", "misalignment"])
+def test_the_arithmetic_never_sees_the_batch(monkeypatch, trials, axis):
+    """Why the contract holds independently of the BLAS: every kernel call of a point works on
+    one chunk, with shapes that depend on the point only (a batched kernel may block a batch of
+    50 differently from two of 25, which changed the last bits on another machine).  Both
+    paths: the exact fast sampler (exact axis) and raw data (underdetermined, Sigma != I)."""
+    from numeric import samplers
+
+    calls = {}
+    real_raw, real_fast = sens.rank_risks, samplers.risks
+
+    def raw(X, R, Delta, SigmaHalf):
+        calls.setdefault(batch, []).append(("raw", tuple(X.shape), tuple(R.shape)))
+        return real_raw(X, R, Delta, SigmaHalf)
+
+    def fast(setup, stats, lora=True):
+        calls.setdefault(batch, []).append(("fast",) + tuple(tuple(v.shape)
+                                                             for v in stats.values()))
+        return real_fast(setup, stats, lora)
+
+    monkeypatch.setattr(sens, "rank_risks", raw)
+    monkeypatch.setattr(samplers, "risks", fast)
+    grid = sens.build_grid(tiny("misalignment.n_over_d=[0.5]", "misalignment.angles_deg=[30]"))
+    point = next(e["point"] for e in grid if e["axis"] == axis and e["point"]["n"] < 12)
+    results = {}
+    for batch in (25, 50, 1000):
+        run = {"seed": 0, "trials": trials, "pred_rel_tol": 0.25, "batch": batch}
+        res = sens.compute_point(point, 11, run, torch.device("cpu"), None)
+        results[batch] = {k: v for k, v in res.items() if k != "seconds"}
+    assert {c[0] for c in calls[25]} == {"raw" if axis == "misalignment" else "fast"}
+    assert calls[25] == calls[50] == calls[1000]
+    assert max(c[1][0] for c in calls[25]) == sens.CHUNK
+    assert sum(c[1][0] for c in calls[25]) == trials
+    assert results[25] == results[50] == results[1000]
 
 
 def test_outputs_csv_json(reference, tmp_path):

@@ -1,0 +1,327 @@
+"""Exact-in-distribution samplers of FFT's and LoRA's excess risks from sufficient statistics.
+
+The end-to-end simulation of fine-tuning (``numeric.estimators.simulate_risk``) draws the raw
+data ``X`` (``d x n``) and ``E`` (``k x n``), fits and measures: its cost grows with the larger
+dimension.  For the Gaussian design the risks of both estimators depend on the data only through
+a few small statistics whose joint law is known exactly, so they can be drawn directly:
+
+**Overdetermined, any Sigma** (``n >= d``).  Let ``W = Sigma^{-1/2} S Sigma^{-1/2} ~
+Wishart_d(I, n)`` and ``L`` its Cholesky factor, ``T = Sigma^{1/2} L`` (so ``T T^T = S``).  Given
+``X``, the rows of ``E X^T`` are ``N(0, sigma^2 S)``, so ``G = E X^T T^{-T}`` has i.i.d.
+``N(0, sigma^2)`` entries and is independent of ``X`` (THEORY 4.1, with the triangular square
+root ``T`` instead of ``S^{1/2}``).  ``L`` has Bartlett's law (Bartlett 1933; Muirhead 1982,
+Thm 3.2.14): independent entries, ``L_ii^2 ~ chi^2_{n - i + 1}``, ``L_ij ~ N(0, 1)`` below the
+diagonal.  With ``B = Delta* Sigma^{1/2}`` and ``A = B L + G``:
+
+* OLS: ``Delta_F - Delta* = G T^{-1}``, so ``R(Delta_F) = ||G L^{-1}||_F^2``;
+* LoRA: the loss is ``||(Delta - Delta_F) T||_F^2 + const``, so ``Delta_L = P_r(A) T^{-1}`` and
+  ``R(Delta_L) = ||P_r(A) L^{-1} - B||_F^2``.
+
+Cost ``O(k d^2 + d^3)`` per data set, independent of ``n`` (no ``X``, no ``E``).
+
+**Underdetermined, Sigma = I** (``n < d``).  With ``Delta* = U diag(s) V^T`` of rank ``s``, only
+``Z1 = V^T X`` (``s x n``, i.i.d. ``N(0, 1)``) and ``K = X^T X = Z1^T Z1 + W`` enter, where
+``W = X^T (I - V V^T) X ~ Wishart_n(I, d - s)`` is independent of ``Z1`` (Bartlett again when
+``d - s >= n``).  With ``K = C C^T`` (Cholesky), ``R = U diag(s) Z1 + E``, ``Rt = R C^{-T}`` and
+``Dt = U diag(s) Z1 C^{-T}``:
+
+* ``R(Delta_F) = ||E C^{-T}||_F^2 + ||Delta*||_F^2 - ||Dt||_F^2`` (noise part plus the bias
+  ``||Delta*(I - P)||_F^2``);
+* ``R(Delta_L) = ||U_r U_r^T Rt - Dt||_F^2 + ||Delta*||_F^2 - ||Dt||_F^2`` (``U_r``: top-``r``
+  left singular vectors of ``R``), since ``||A X^+ - Delta*||^2 = tr(A K^{-1} A^T) - 2 tr(A
+  K^{-1} (Delta* X)^T) + ||Delta*||^2``.
+
+Cost ``O(k n^2 + n^3)`` per data set, independent of ``d``.
+
+**Underdetermined, general Sigma: keeps the raw path.**  With ``X = Sigma^{1/2} Z`` the risk
+needs ``Z^T Sigma Z``, ``Z^T Sigma^2 Z`` and ``Delta* Sigma^{1/2} Z`` jointly: quadratic forms of
+the same Gaussian in different matrices, which no fixed-size statistic captures for a generic
+spectrum.  A spectrum with ``m`` distinct levels would reduce to ``m`` independent Wishart
+blocks plus the shift's row space (cost ``O(m n^3)``); the project's general-Sigma instances have
+``d`` distinct eigenvalues, so there is nothing to gain and ``fft_under_general`` simulates raw.
+
+All ranks at once: with ``F = A Phi`` (``Phi = L^{-1}`` over, ``C^{-T}`` under) and target
+``T`` (``B`` over, ``Dt`` under), ``||P_r(A) Phi - T||^2 = ||T||^2 + sum_{i<=r} t_i`` is a
+cumulative sum over the eigenpairs of the *small* Gram matrix of ``A`` (``k x k`` or ``m x m``,
+whichever is smaller): one ``eigh`` instead of a batched SVD (an order of magnitude slower on
+CPUs).  ``truncation_risks`` below.
+
+Random numbers: normals from the CPU ``torch.Generator`` (``numeric.device``), the ``chi^2``
+diagonal from numpy seeded by one draw of that generator; everything then runs in float64 torch
+on the device (CPU and CUDA share every line).  The samplers are certified against the raw path
+(``raw_risks``) by ``tests/numeric/test_samplers.py`` (the same risks, draw by draw, when the
+statistics are computed from raw data; and a two-sample test with a wrong-degrees-of-freedom
+negative control) and in the audit (derivation ``mc_samplers``).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def _t(a):
+    return a.transpose(-1, -2)
+
+
+# ------------------------------------------------------------------------------ the laws
+def chunk_rng(gen) -> np.random.Generator:
+    """A numpy generator seeded by one draw of the CPU ``torch.Generator`` ``gen``: the fast
+    samplers' normals and ``chi^2`` draws (torch's gamma sampler takes no generator) come from
+    it, so the same torch seed gives the same statistics on every device."""
+    import torch
+
+    return np.random.default_rng(int(torch.randint(0, 2 ** 62, (1,), generator=gen)))
+
+
+def _normal(rng, shape, device, scale=1.0):
+    import torch
+
+    z = rng.standard_normal(shape)
+    if scale != 1.0:
+        z *= scale
+    return torch.from_numpy(z).to(device)
+
+
+def bartlett(batch: int, p: int, dof: float, rng, device):
+    """Lower-triangular ``L`` (``batch, p, p``) with ``L L^T ~ Wishart_p(I, dof)``, ``dof > p - 1``:
+    ``L_ii = sqrt(chi^2_{dof - i + 1})`` (``i = 1..p``), ``L_ij ~ N(0, 1)`` for ``i > j``."""
+    import torch
+
+    if dof <= p - 1:
+        raise ValueError(f"Bartlett decomposition needs dof > p - 1, got dof = {dof}, p = {p}")
+    L = np.zeros((batch, p, p))
+    rows, cols = np.tril_indices(p, -1)
+    L[:, rows, cols] = rng.standard_normal((batch, rows.size))
+    diag = np.sqrt(rng.chisquare(dof - np.arange(p, dtype=float), size=(batch, p)))  # > 0
+    np.einsum("bii->bi", L)[...] = diag                     # a writable view of the diagonals
+    return torch.from_numpy(L).to(device)
+
+
+# ---------------------------------------------------------------------- all-rank truncation
+def truncation_risks(A, F, T, phi_t, const=0.0):
+    """``||P_r(A) Phi - T||_F^2`` for every ``r = 1..min(rows, cols)`` of ``A``, as ``(B, q)``.
+
+    ``F = A Phi``; ``phi_t(V)`` applies ``Phi^T`` to the columns of ``V``.  Left form (``U_r``
+    from ``A A^T`` when ``A`` has no more rows than columns): ``P_r(A) Phi = U_r U_r^T F``, so the
+    terms are ``||u_i^T F||^2 - 2 u_i^T T F^T u_i``.  Right form (``V_r`` from ``A^T A``):
+    ``P_r(A) Phi = sum_i (A v_i)(Phi^T v_i)^T`` with orthogonal ``A v_i`` of squared length
+    ``lambda_i``, so the terms are ``lambda_i ||Phi^T v_i||^2 - 2 (A v_i)^T T Phi^T v_i``.
+    """
+    import torch
+
+    rows, cols = A.shape[-2], A.shape[-1]
+    base = (T * T).sum(dim=(-2, -1)) + const
+    if rows <= cols:
+        _, u = torch.linalg.eigh(A @ _t(A))
+        u = u.flip(-1)
+        Y = _t(u) @ F
+        terms = (Y * Y).sum(-1) - 2 * ((_t(u) @ T) * Y).sum(-1)
+    else:
+        lam, v = torch.linalg.eigh(_t(A) @ A)
+        lam, v = lam.flip(-1), v.flip(-1)
+        w = phi_t(v)                                     # columns Phi^T v_i
+        av = A @ v                                       # columns A v_i
+        terms = lam.clamp_min(0) * (w * w).sum(-2) - 2 * (av * (T @ w)).sum(-2)
+    return base.unsqueeze(-1) + torch.cumsum(terms, dim=-1)
+
+
+# --------------------------------------------------------------------------- statistics
+def fast_setup(inst: dict, regime: str) -> dict:
+    """The fixed part of a fast sampler: ``B = Delta* Sigma^{1/2}`` (over) or the shift's left
+    factor ``U diag(s)`` (under, ``Sigma = I`` required)."""
+    import torch
+
+    Delta = inst["Delta"]
+    if regime == "over":
+        return {"regime": "over", "B": Delta @ inst["SigmaHalf"], "k": Delta.shape[0],
+                "d": Delta.shape[1], "n": inst["n"], "sigma": float(inst["sigma"])}
+    if regime != "under":
+        raise ValueError(f"unknown regime {regime!r}")
+    eye = torch.eye(Delta.shape[1], dtype=Delta.dtype, device=Delta.device)
+    if not torch.equal(inst["SigmaHalf"], eye):
+        raise ValueError("the underdetermined fast sampler needs Sigma = I (module docstring: "
+                         "general Sigma keeps the raw path)")
+    u, s, vh = torch.linalg.svd(Delta, full_matrices=False)
+    keep = s > s.max() * 1e-12 if s.numel() and float(s.max()) > 0 else s > 0
+    rank = max(int(keep.sum()), 1)       # a zero shift still gets one (zero) direction
+    return {"regime": "under", "Ud": u[:, :rank] * s[:rank], "V": _t(vh[:rank]),
+            "fnorm2": float((s * s).sum()), "k": Delta.shape[0], "d": Delta.shape[1],
+            "n": inst["n"], "s": rank, "sigma": float(inst["sigma"])}
+
+
+def draw_stats(setup: dict, batch: int, gen, device, dof_shift: int = 0) -> dict:
+    """Draw the sufficient statistics of ``batch`` data sets.  ``dof_shift`` changes the Wishart
+    degrees of freedom -- only for the negative controls (a wrong sampler must be rejected)."""
+    import torch
+
+    k, d, n, sig = setup["k"], setup["d"], setup["n"], setup["sigma"]
+    rng = chunk_rng(gen)
+    if setup["regime"] == "over":
+        L = bartlett(batch, d, n + dof_shift, rng, device)
+        G = _normal(rng, (batch, k, d), device, sig)
+        return {"L": L, "G": G}
+    s = setup["s"]
+    Z1 = _normal(rng, (batch, s, n), device)
+    E = _normal(rng, (batch, k, n), device, sig)
+    m = d - s + dof_shift
+    if m >= n:
+        Lw = bartlett(batch, n, m, rng, device)
+        W = Lw @ _t(Lw)
+    else:                                 # singular Wishart: d - s < n, draw its Gaussian factor
+        Y = _normal(rng, (batch, m, n), device)
+        W = _t(Y) @ Y
+    return {"Z1": Z1, "K": _t(Z1) @ Z1 + W, "E": E}
+
+
+def stats_from_data(setup: dict, inst: dict, X, E) -> dict:
+    """The same statistics computed from raw data (certification: ``risks`` of these equal the
+    raw estimators' risks draw by draw)."""
+    import torch
+
+    if setup["regime"] == "over":
+        Sih = _inv(inst["SigmaHalf"])
+        W = Sih @ X @ _t(X) @ Sih
+        L = torch.linalg.cholesky(W)
+        T = inst["SigmaHalf"] @ L
+        G = _t(torch.linalg.solve(T, X @ _t(E)))          # E X^T T^{-T}
+        return {"L": L, "G": G}
+    Z1 = _t(setup["V"]) @ X
+    return {"Z1": Z1, "K": _t(X) @ X, "E": E}
+
+
+def _inv(M):
+    import torch
+
+    return torch.linalg.inv(M)
+
+
+# -------------------------------------------------------------------------------- risks
+def risks(setup: dict, stats: dict, lora: bool = True):
+    """FFT risk ``(B,)`` and LoRA risk at every rank ``r = 1..q`` ``(B, q)`` from the statistics
+    (``None`` for LoRA when ``lora`` is false: FFT alone needs no eigendecomposition)."""
+    import torch
+
+    if setup["regime"] == "over":
+        L, G, Bm = stats["L"], stats["G"], setup["B"]
+        GLi = torch.linalg.solve_triangular(L, G, upper=False, left=False)     # G L^{-1}
+        fft = (GLi * GLi).sum(dim=(-2, -1))
+        if not lora:
+            return fft, None
+        A = Bm @ L + G
+        F = Bm + GLi                                                          # A L^{-1}
+        lora = truncation_risks(
+            A, F, Bm.expand_as(F),
+            lambda v: torch.linalg.solve_triangular(_t(L), v, upper=True))    # L^{-T} v
+        return fft, lora
+    Z1, K, E, Ud = stats["Z1"], stats["K"], stats["E"], setup["Ud"]
+    C = torch.linalg.cholesky(K)
+    DX = Ud @ Z1
+    R = DX + E
+    rt = lambda M: torch.linalg.solve_triangular(_t(C), M, upper=True, left=False)  # M C^{-T}
+    Rt, Dt = rt(R), rt(DX)
+    Et = Rt - Dt
+    bias = setup["fnorm2"] - (Dt * Dt).sum(dim=(-2, -1))
+    fft = (Et * Et).sum(dim=(-2, -1)) + bias
+    if not lora:
+        return fft, None
+    lora = truncation_risks(R, Rt, Dt,
+                            lambda v: torch.linalg.solve_triangular(C, v, upper=False),  # C^{-1} v
+                            const=bias)
+    return fft, lora
+
+
+# ---------------------------------------------------------------------------- simulation
+def regime_of(params) -> str:
+    return "over" if params.n >= params.d else "under"
+
+
+def has_fast_path(params) -> bool:
+    """An exact fast sampler exists: overdetermined (any Sigma) or underdetermined with Sigma = I."""
+    return regime_of(params) == "over" or params.isotropic
+
+
+def fast_chunk(params) -> int:
+    """Data sets per draw of the fast sampler (a function of the dimensions only, so the numbers
+    never depend on the machine): about 16 MB of float64 per block of statistics."""
+    m = params.d if regime_of(params) == "over" else params.n
+    per = m * m + params.k * m + 1
+    return int(max(1, min(20000, 2_000_000 // per)))
+
+
+def raw_risks(inst: dict, X, R, ranks):
+    """The reference: the raw estimators (``numeric.estimators``) fitted on raw data; FFT
+    ``(B,)`` and LoRA at each of ``ranks`` ``(B, len(ranks))`` (``None`` for no ranks)."""
+    import torch
+
+    from . import estimators as est
+
+    fft = est.excess_risk(est.fft(X, R), inst["Delta"], inst["SigmaHalf"])
+    if not ranks:
+        return fft, None
+    lora = torch.stack([est.excess_risk(est.lora(X, R, r), inst["Delta"], inst["SigmaHalf"])
+                        for r in ranks], dim=-1)
+    return fft, lora
+
+
+def simulate_ranks(params, trials: int, gen, device="cpu", *, path="auto", ranks=None,
+                   dof_shift: int = 0, chunk: int | None = None):
+    """Excess risks of FFT ``(trials,)`` and of LoRA at ``ranks`` (default ``1..q``) ``(trials,
+    len(ranks))`` on ``trials`` simulated data sets of the instance of ``params`` (``ranks=[0]``:
+    FFT alone, LoRA ``None``).
+
+    ``path``: ``"fast"`` (the exact sampler; an error where none exists), ``"raw"`` (raw ``X``,
+    ``E`` and the estimators of ``numeric.estimators``: the reference) or ``"auto"`` (fast where
+    it exists, raw otherwise).  Same seed, same path, same numbers."""
+    import torch
+
+    from .estimators import sample_data
+    from .instances import torch_instance
+    from .lora_train import single_thread
+
+    regime = regime_of(params)
+    if path == "auto":
+        path = "fast" if has_fast_path(params) else "raw"
+    if path == "fast" and not has_fast_path(params):
+        raise ValueError("no exact fast sampler for an underdetermined design with Sigma != I "
+                         "(numeric.samplers docstring); use path='raw'")
+    if path not in ("fast", "raw"):
+        raise ValueError(f"unknown path {path!r}: fast, raw or auto")
+    q = min(params.d, params.k, params.n)
+    ranks = list(range(1, q + 1)) if ranks is None else [int(r) for r in ranks]
+    if ranks == [0]:                      # FFT only
+        pass
+    elif any(not 1 <= r <= q for r in ranks):
+        raise ValueError(f"LoRA ranks must lie in 1..{q}, got {ranks}")
+    idx = torch.as_tensor([max(r - 1, 0) for r in ranks], dtype=torch.long)
+    inst = torch_instance(params, device)
+    setup = fast_setup(inst, regime) if path == "fast" else None
+    chunk = chunk or (fast_chunk(params) if path == "fast" else 2000)
+    need_lora = ranks != [0]
+    ffts, loras = [], []
+    # one CPU thread: batched small matrices gain nothing from intra-op threads on a busy
+    # machine (numeric.lora_train.single_thread), and the numbers then do not depend on it
+    with torch.no_grad(), single_thread(device):
+        for start in range(0, trials, chunk):
+            b = min(chunk, trials - start)
+            if path == "fast":
+                f, lo = risks(setup, draw_stats(setup, b, gen, device, dof_shift), need_lora)
+            else:
+                if dof_shift:
+                    raise ValueError("dof_shift applies to the fast sampler only")
+                X, R = sample_data(inst, b, gen, device)
+                f, lo = raw_risks(inst, X, R, ranks if need_lora else [])
+            ffts.append(f)
+            if need_lora:
+                loras.append(lo if path == "raw" else lo[:, idx.to(lo.device)])
+    return torch.cat(ffts), (torch.cat(loras) if need_lora else None)
+
+
+def simulate(params, estimator: str, trials: int, gen, device="cpu", *, path="auto",
+             dof_shift: int = 0, chunk: int | None = None):
+    """Excess-risk samples ``(trials,)`` of ``estimator`` = ``"fft"`` or ``"lora"`` (rank
+    ``params.r``); see ``simulate_ranks``."""
+    if estimator not in ("fft", "lora"):
+        raise ValueError(f"unknown estimator {estimator!r}: fft or lora")
+    fft, lora = simulate_ranks(params, trials, gen, device, path=path,
+                               ranks=[params.r] if estimator == "lora" else [0],
+                               dof_shift=dof_shift, chunk=chunk)
+    return fft if estimator == "fft" else lora[:, 0]
