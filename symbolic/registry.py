@@ -99,6 +99,17 @@ _declare("c11", "c_1", r"head diagonal entry of $C$ ($2\times 2$ case)", positiv
 _declare("c22", "c_2", r"tail diagonal entry of $C$ ($2\times 2$ case)", positive=True)
 _declare("lam_top", r"\lambda_+", r"top eigenvalue of $\Delta^{*\top}\Delta^* C$ ($2\times 2$ case)", positive=True)
 _declare("cross", r"\chi", r"cross term of the underdetermined LoRA risk between $D X^+$ and $\Delta^*(I - P)$", real=True)
+# --- sample-covariance misalignment (derivations misalign_growth, misalign_sample) ---
+_declare("etn", r"\tilde\varepsilon", r"normalised misalignment $\lVert C_0^{-1/2} Q_\perp C Q C_0^{-1/2}\rVert_{\mathrm{op}} < 1$", nonnegative=True, group="misalignment")
+_declare("tau2", r"\tau^2", r"tail-weighted coupling $\lVert \Delta^* Q_\perp C Q C_0^{-1/2}\rVert_F^2$", nonnegative=True, group="misalignment")
+_declare("m0", r"m_0", r"$\lambda_{\min}(C_0)$", positive=True, group="misalignment")
+_declare("gamma0", r"\gamma_0", r"weighted relative gap $1 - \sigma_1(\Delta^* Q_\perp C_0^{1/2})/\sigma_r(\Delta^* Q C_0^{1/2})$", real=True, group="misalignment")
+_declare("rho_g", r"\varrho", r"tail/head ratio $s_{r+1}/s_r$ of the singular values of $\Delta^*\Sigma^{1/2}$", nonnegative=True, group="misalignment")
+_declare("Arank", r"\tilde A", r"an arbitrary matrix of rank at most $r$ (quadratic-growth lemma)", ("k", "d"), group="misalignment")
+_declare("Zw", r"Z", r"whitened design $\Sigma^{-1/2}X$, i.i.d. $\mathcal N(0,1)$ entries", ("d", "n"), group="misalignment")
+_declare("Wcov", r"W", r"whitened sample covariance $\Sigma^{-1/2}\hat\Sigma\Sigma^{-1/2} = ZZ^\top/n$", ("d", "d"), group="misalignment")
+_declare("Dw", r"\Delta_\Sigma", r"whitened shift $\Delta^*\Sigma^{1/2}$", ("k", "d"), group="misalignment")
+_declare("W0al", r"W_{\parallel}", r"aligned part $QWQ + Q_\perp W Q_\perp$ of $W$", ("d", "d"), group="misalignment")
 
 # Notation that is an operator rather than a symbol (for the notation table only).
 OPERATORS: list[tuple[str, str]] = [
