@@ -110,6 +110,7 @@ _declare("Zw", r"Z", r"whitened design $\Sigma^{-1/2}X$, i.i.d. $\mathcal N(0,1)
 _declare("Wcov", r"W", r"whitened sample covariance $\Sigma^{-1/2}\hat\Sigma\Sigma^{-1/2} = ZZ^\top/n$", ("d", "d"), group="misalignment")
 _declare("Dw", r"\Delta_\Sigma", r"whitened shift $\Delta^*\Sigma^{1/2}$", ("k", "d"), group="misalignment")
 _declare("W0al", r"W_{\parallel}", r"aligned part $QWQ + Q_\perp W Q_\perp$ of $W$", ("d", "d"), group="misalignment")
+_declare("Bmis", r"\bar B_{\mathrm{mis}}", r"explicit bound on $\mathbb E\,\beta_{\mathrm{mis}}(\hat\Sigma)$ (\texttt{numeric.sample\_misalignment.mean\_bias\_bound})", nonnegative=True, group="misalignment")
 
 # Notation that is an operator rather than a symbol (for the notation table only).
 OPERATORS: list[tuple[str, str]] = [
