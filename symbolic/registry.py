@@ -50,6 +50,7 @@ _declare("yhat", r"\hat y", r"observed singular value of a spike in the normalis
 _declare("cos2m", r"c_m^2", r"squared cosine between a spike's observed and true singular vectors, smaller ($m$) side", nonnegative=True)
 _declare("cos2N", r"c_N^2", r"squared cosine between a spike's observed and true singular vectors, larger ($N$) side", nonnegative=True)
 _declare("xstar", r"x^*", r"keep threshold: keeping a spike pays iff $x > x^*$", positive=True)
+_declare("rho_keep", r"\rho", r"signal/noise weight ratio of a sample-side direction: $n/(n-d-1)$ over, $d/(d-n-1)$ under ($\to 1$ as the aspect ratio $\to\infty$)", positive=True)
 _declare("Nsp", "N", r"larger dimension of the normalised spiked matrix ($\max(k, d)$ over, $\max(k, n)$ under)", **_INT)
 _declare("Rsharp", r"\mathcal R_{\mathrm{sharp}}(r)", r"sharp asymptotic LoRA risk at rank $r$ (spiked truncated SVD, THEORY 4.3)", nonnegative=True)
 _declare("kappa", r"\kappa", r"fixed point of $\sum_i s_i/(s_i+\kappa) = n$", positive=True)
