@@ -82,7 +82,8 @@ def pieces(Delta, C, r: int) -> dict:
     beta = ((lora_target(Delta, C, r) - Delta) ** 2).sum(dim=(-2, -1)) - best_rank_risk(Delta, r)
     eps = torch.linalg.matrix_norm(off, ord=2)
     eta = torch.linalg.matrix_norm(C - eye, ord=2)
-    return {"beta": beta, "bound": bound, "valid": valid, "et": et, "tau2": tau2, "m0": m0,
+    w = torch.linalg.eigvalsh((C + _t(C)) / 2)
+    return {"kappa": w[..., -1] / w[..., 0], "beta": beta, "bound": bound, "valid": valid, "et": et, "tau2": tau2, "m0": m0,
             "gamma0": gamma0, "rho": rho, "eps": eps, "eta": eta}
 
 
