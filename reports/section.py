@@ -79,6 +79,8 @@ class SectionContext:
     out_dir: Path                 # write <section-id>-*.pdf/csv/json here (file names into data)
     audit: dict                   # {"provenance": ..., "verdict": ..., "derivations": {id: result}}
     progress: Callable[[str], None] = print
+    work_dir: Path | None = None  # persistent scratch for resumable work (inside the cache dir);
+                                  # None: use a folder inside out_dir
 
     def __getitem__(self, key):
         return getattr(self, key)

@@ -19,9 +19,10 @@ HAVE_TEX = shutil.which("latexmk") is not None and shutil.which("pdftotext") is 
 
 @pytest.mark.slow
 @pytest.mark.tex
-def test_full_report_contains_every_derivation_and_section(tmp_path):
+def test_full_report_contains_every_derivation_and_section(tmp_path, monkeypatch):
     if not HAVE_TEX:
         pytest.skip("latexmk/pdftotext not installed")
+    monkeypatch.chdir(tmp_path)             # nothing may be written relative to the cwd
     res = build_report(ReportOptions(out=tmp_path / "report", quick=True, device="cpu",
                                      cache_dir=tmp_path / "cache"), progress=lambda m: None)
     assert res.status == 0, (res.message, res.failures)
@@ -41,3 +42,10 @@ def test_full_report_contains_every_derivation_and_section(tmp_path):
     for comment in ("Major comment 1", "Major comment 2", "Minor comment 1"):
         assert re.search(comment + r": [^—]*— answered", referee), comment
     assert re.search(r"Minor comment 2: [^—]*— open", referee)
+    # major 1 states its numbers and what it leaves open
+    assert re.search(r"Major comment 1: [^—]*— answered in part", referee)
+    assert "Remains open:" in referee
+    # the sensitivity sweep lives in the cache folder, not in ./out of the working directory
+    assert (tmp_path / "cache" / "work" / "sensitivity-quick" / "points.jsonl").is_file()
+    assert not (tmp_path / "out").exists()
+    assert "quick, CI-sized sweep" in text

@@ -116,6 +116,17 @@ def test_referee_cites_only_existing_evidence():
     assert out["minor2"]["status"] == "open" and "real-task" in out["minor2"]["would_answer"]
 
 
+def test_referee_answered_in_part_when_a_section_states_what_remains_open():
+    secs = [{"id": "mis", "answers": {"major1": "bound 3.2, tight to 4x"}, "ok": True,
+             "answers_open": {"major1": "finite only from n/d = 8"}}]
+    out = {c["id"]: c for c in referee_view(secs, [], {})}
+    assert out["major1"]["status"] == "answered in part"
+    assert out["major1"]["remains_open"] == ["finite only from n/d = 8"]
+    assert out["major1"]["evidence"][0]["text"] == "bound 3.2, tight to 4x"
+    secs[0]["ok"] = False                   # a failed section cites nothing, leaves nothing open
+    assert {c["id"]: c for c in referee_view(secs, [], {})}["major1"]["status"] == "open"
+
+
 def test_printer_braces_superscripted_names():
     from symbolic.ops import PInv
     from symbolic.printing import latex
