@@ -141,3 +141,48 @@ def test_all_templates_parse():
     for name in env.list_templates():
         if name.endswith(".j2"):
             env.get_template(name)
+
+
+def test_sensitivity_sweep_folder_follows_the_report_not_the_cwd(tmp_path, monkeypatch):
+    """Regression: the report's sweep was written to ./out/sensitivity[-quick] whatever --out
+    said; it now lives in the context's work folder (the cache), else inside out_dir."""
+    from types import SimpleNamespace
+
+    import derivations.sensitivity_cli as scli
+    from reports.sections import sensitivity as sec
+
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def fake_execute(cfg, out_dir, device, **kw):
+        seen.append(out_dir)
+        raise Stop
+
+    monkeypatch.setattr(scli, "execute", fake_execute)
+    monkeypatch.chdir(tmp_path)
+    for work, expect in ((tmp_path / "cache" / "work", tmp_path / "cache" / "work"),
+                         (None, tmp_path / "build" / ".work")):
+        ctx = SimpleNamespace(quick=True, seed=0, device="cpu", out_dir=tmp_path / "build",
+                              work_dir=work, progress=lambda m: None)
+        with pytest.raises(Stop):
+            sec.compute(ctx)
+        assert seen[-1] == expect / "sensitivity-quick"
+    assert not (tmp_path / "out").exists()
+
+
+def test_sensitivity_reads_the_falsification_cells_where_fft_wins(tmp_path):
+    import json
+
+    from reports.sections.sensitivity import _falsification_view
+
+    assert _falsification_view(tmp_path) is None
+    rows = [{"regime": "under", "n": 16, "s": 16, "x": 3.0, "r": 1, "mean_diff": 0.4,
+             "verdict": "FFT better"},
+            {"regime": "over", "n": 64, "s": 1, "x": 3.0, "r": 1, "mean_diff": -1.0,
+             "verdict": "LoRA better"}]
+    (tmp_path / "lora-falsification.json").write_text(json.dumps({"rows": rows, "grid": {"d": 32}}))
+    v = _falsification_view(tmp_path)
+    assert v["cells"] == 2 and len(v["fft_better"]) == 1 and v["fft_better_under"][0]["n"] == 16
+    assert v["r_below_s"] == 1 and v["fft_better_over"] == [] and v["d"] == 32
