@@ -140,3 +140,15 @@ def test_finite_aspect_threshold_tends_to_xstar():
     x, beta, rho = ths[0], 1.0, 100 / 49
     assert x ** 2 * (x ** 4 - (1 + beta) * x ** 2 - 3 * beta) == pytest.approx(
         (rho - 1) * (x ** 2 + beta) ** 2, rel=1e-8)
+
+
+def test_rank_rule_checker_fails_when_it_cannot_decide(quick_cfg):
+    """A test spike at the threshold with few draws is undecided: the checker fails (it could not
+    tell the rule from its opposite), it does not pass by default."""
+    from derivations.checkers import run_checker
+
+    der = get("lora_sharp_over")
+    step = der.step("keep-iff").with_sides(options={"points": ((40, 40, 80, 2.07),), "trials": 40})
+    cert = run_checker("rank_rule", step, der, quick_cfg)
+    assert cert.verdict == "fail" and "UNDECIDED" in cert.summary
+    assert cert.evidence["points"][0]["outcome"] == "undecided"
