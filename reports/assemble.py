@@ -73,6 +73,10 @@ def assemble(build: Path, cfg, prov, ders, stored, secs, sec_results, res, opts)
         if sr["ok"]:
             data = sr["data"]
             view["verdict"] = data.get("verdict")
+            # a section may state its answer with computed numbers, and what it leaves open
+            view["answers"].update({k: v for k, v in (data.get("answers") or {}).items()
+                                    if k in view["answers"]})
+            view["answers_open"] = dict(data.get("answers_open") or {})
             if data.get("verdict") == "fail":
                 failures.append(f"section {sec.id}: its checks failed (verdict fail)")
             if not data:

@@ -314,7 +314,8 @@ def build_report(opts: ReportOptions, progress=_progress, echo=print) -> ReportR
             before = set(os.listdir(build))
             ctx = SectionContext(cfg=cfg, quick=cfg.quick, seed=cfg.seed, device=device,
                                  inputs=sec_inputs or {},
-                                 out_dir=build, audit=audit, progress=progress)
+                                 out_dir=build, audit=audit, progress=progress,
+                                 work_dir=cache.root / "work")
             t0 = time.perf_counter()
             try:
                 data = compute_section(sec, ctx)

@@ -67,7 +67,7 @@ def referee_view(sections: list[dict], derivations: list[dict], der_answers: dic
     the full report: each answer then says so."""
     out = []
     for cid, c in COMMENTS.items():
-        evidence, caveats = [], []
+        evidence, caveats, remains = [], [], []
         if cid == "minor1":
             evidence.append({"text": (r"Every symbol is declared once in the symbol registry "
                                       r"of the project; the notation table is generated "
@@ -80,6 +80,8 @@ def referee_view(sections: list[dict], derivations: list[dict], der_answers: dic
                 continue
             if sec["ok"]:
                 evidence.append({"text": sec["answers"][cid], "ref": f"sec:{sec['id']}"})
+                if sec.get("answers_open", {}).get(cid):
+                    remains.append(sec["answers_open"][cid])
                 if sec.get("verdict") == "fail":
                     caveats.append(f"section {sec['id']} reports failing checks")
             else:
@@ -98,7 +100,8 @@ def referee_view(sections: list[dict], derivations: list[dict], der_answers: dic
                            for e in evidence):
             caveats.append("partial report (--only): the sections cited here refer to derivations "
                            "that this report may not audit; the full report certifies them")
-        status = "answered" if evidence else "open"
+        status = ("answered in part" if remains else "answered") if evidence else "open"
         out.append({"id": cid, "title": c["title"], "quote": c["quote"], "status": status,
-                    "evidence": evidence, "caveats": caveats, "would_answer": c["would_answer"]})
+                    "evidence": evidence, "caveats": caveats, "would_answer": c["would_answer"],
+                    "remains_open": remains})
     return out

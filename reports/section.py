@@ -85,6 +85,8 @@ class SectionContext:
     # user inputs named on the command line for sections that read them, e.g.
     # {"spectra": {"base": ..., "tuned": ...} or {"adapter": ...}} (checkpoints to measure)
     inputs: dict = field(default_factory=dict)
+    work_dir: Path | None = None  # persistent scratch for resumable work (inside the cache dir);
+                                  # None: use a folder inside out_dir
 
     def __getitem__(self, key):
         return getattr(self, key)

@@ -58,6 +58,7 @@ _declare("yhat", r"\hat y", r"observed singular value of a spike in the normalis
 _declare("cos2m", r"c_m^2", r"squared cosine between a spike's observed and true singular vectors, smaller ($m$) side", nonnegative=True)
 _declare("cos2N", r"c_N^2", r"squared cosine between a spike's observed and true singular vectors, larger ($N$) side", nonnegative=True)
 _declare("xstar", r"x^*", r"keep threshold: keeping a spike pays iff $x > x^*$", positive=True)
+_declare("rho_keep", r"\rho", r"signal/noise weight ratio of a sample-side direction: $n/(n-d-1)$ over, $d/(d-n-1)$ under ($\to 1$ as the aspect ratio $\to\infty$)", positive=True)
 _declare("Nsp", "N", r"larger dimension of the normalised spiked matrix ($\max(k, d)$ over, $\max(k, n)$ under)", **_INT)
 _declare("Rsharp", r"\mathcal R_{\mathrm{sharp}}(r)", r"sharp asymptotic LoRA risk at rank $r$ (spiked truncated SVD; Benaych-Georges and Nadakuditi 2012)", nonnegative=True)
 _declare("kappa", r"\kappa", r"fixed point of $\sum_i \lambda_i/(\lambda_i+\kappa) = n$ ($\lambda_i$: eigenvalues of $\Sigma$)", positive=True)
@@ -113,8 +114,20 @@ _declare("cross", r"\chi", r"cross term of the underdetermined LoRA risk between
 _declare("Lb", "L", r"Bartlett factor: lower triangular, $L L^\top = \Sigma^{-1/2} S \Sigma^{-1/2}\sim\mathcal W_d(I, n)$", ("d", "d"), group="samplers")
 _declare("Gt", r"\tilde G", r"whitened noise $E X^\top T^{-\top}$, $T = \Sigma^{1/2} L$; i.i.d.\ $\mathcal N(0,\sigma^2)$, independent of $L$", ("k", "d"), group="samplers")
 _declare("Z1", "Z_1", r"$V^\top X$: the data in the shift's row space ($V$: right singular vectors of $\Delta^*$)", ("s", "n"), group="samplers")
-_declare("Wb", "W", r"$X^\top (I - V V^\top) X\sim\mathcal W_n(I, d - s)$, independent of $Z_1$", ("n", "n"), group="samplers")
+_declare("Wb", r"W_\perp", r"$X^\top (I - V V^\top) X\sim\mathcal W_n(I, d - s)$, independent of $Z_1$", ("n", "n"), group="samplers")
 _declare("Rfast", r"\mathcal R_{\mathrm{fast}}", r"excess risk computed from the sufficient statistics ($L, \tilde G$ over; $Z_1, W, E$ under)", nonnegative=True)
+# --- sample-covariance misalignment (derivations misalign_growth, misalign_sample) ---
+_declare("etn", r"\tilde\varepsilon", r"normalised misalignment $\lVert C_0^{-1/2} Q_\perp C Q C_0^{-1/2}\rVert_{\mathrm{op}} < 1$", nonnegative=True, group="misalignment")
+_declare("tau2", r"\tau^2", r"tail-weighted coupling $\lVert \Delta^* Q_\perp C Q C_0^{-1/2}\rVert_F^2$", nonnegative=True, group="misalignment")
+_declare("m0", r"m_0", r"$\lambda_{\min}(C_0)$", positive=True, group="misalignment")
+_declare("gamma0", r"\gamma_0", r"weighted relative gap $1 - \sigma_1(\Delta^* Q_\perp C_0^{1/2})/\sigma_r(\Delta^* Q C_0^{1/2})$", real=True, group="misalignment")
+_declare("rho_g", r"\varrho", r"tail/head ratio $s_{r+1}/s_r$ of the singular values of $\Delta^*\Sigma^{1/2}$", nonnegative=True, group="misalignment")
+_declare("Arank", r"\tilde A", r"an arbitrary matrix of rank at most $r$ (quadratic-growth lemma)", ("k", "d"), group="misalignment")
+_declare("Zw", r"Z", r"whitened design $\Sigma^{-1/2}X$, i.i.d. $\mathcal N(0,1)$ entries", ("d", "n"), group="misalignment")
+_declare("Wcov", r"W", r"whitened sample covariance $\Sigma^{-1/2}\hat\Sigma\Sigma^{-1/2} = ZZ^\top/n$", ("d", "d"), group="misalignment")
+_declare("Dw", r"\Delta_\Sigma", r"whitened shift $\Delta^*\Sigma^{1/2}$", ("k", "d"), group="misalignment")
+_declare("W0al", r"W_{\parallel}", r"aligned part $QWQ + Q_\perp W Q_\perp$ of $W$", ("d", "d"), group="misalignment")
+_declare("Bmis", r"\bar B_{\mathrm{mis}}", r"explicit bound on $\mathbb E\,\beta_{\mathrm{mis}}(\hat\Sigma)$ (derivation \texttt{misalign\_sample})", nonnegative=True, group="misalignment")
 
 # Notation that is an operator rather than a symbol (for the notation table only).
 OPERATORS: list[tuple[str, str]] = [

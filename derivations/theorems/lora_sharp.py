@@ -8,8 +8,11 @@ The chain is
    spike; *literature*: Benaych-Georges & Nadakuditi 2012, Gavish & Donoho 2014), each checked
    by simulating the normalised spiked model at growing size (checker ``spiked``, below);
 2. the per-component error algebra, exact in SymPy: the keep cost ``1 + beta + 3 beta/x^2``, its
-   split into the part along the sample-side signal vector and the orthogonal part, the keep-iff
-   quartic ``x^4 - (1 + beta) x^2 - 3 beta > 0`` and its root ``x*``;
+   split into the part along the sample-side signal vector and the orthogonal part, and the
+   keep rule at finite aspect ratio: keep iff ``x^2 > along + rho orth`` (``rho = n/(n-d-1)``
+   over, ``d/(d-n-1)`` under), whose root ``x*_rho`` exceeds the asymptotic ``x*`` (root of
+   ``x^4 - (1 + beta) x^2 - 3 beta``) unless ``rho -> 1``; certified in SymPy and against the sign
+   of the simulated ``R(keep) - R(drop)`` (checker ``rank_rule``);
 3. the two risk weights on the sample side, by Monte Carlo at small size where an off-by-one is
    visible: noise directions weigh ``tr(Sigma S^{-1})/d = 1/(n - d - 1)`` (over) resp.
    ``tr((X^T X)^{-1})/n = 1/(d - n - 1)`` (under); signal directions ``1/n`` resp. ``1/d``;
@@ -288,13 +291,29 @@ def convergence_study(regime, scales=(1, 2, 4, 8), trials=400, seed=0, device="c
 
 
 # ------------------------------------------------------------------------------------- steps
-def _keep_iff_sides(c14=14):
-    """``x^4 - (1 + beta) x^2 - 3 beta`` at ``x^2 = x*^2`` (with ``c14`` in place of 14)."""
-    xs2 = ((1 + beta) + sp.sqrt(beta ** 2 + c14 * beta + 1)) / 2
-    return xs2 ** 2 - (1 + beta) * xs2 - 3 * beta
+rho_k = sym("rho_keep")
+# test spikes at n/d = 2 (over) / d/n = 2 (under), where x* = 1.732 and x*_rho = 2.07, and at
+# n/d = 4 (over), where x*_rho = 1.85: x = 1.9 lies between the two thresholds at aspect 2
+_RULE_POINTS = {"over": ((40, 40, 80, 1.5), (40, 40, 80, 1.9), (40, 40, 80, 2.5),
+                         (40, 40, 160, 1.9)),
+                "under": ((80, 40, 40, 1.5), (80, 40, 40, 1.9), (80, 40, 40, 2.5))}
 
 
-def _spiked_steps():
+def _keep_gap_lhs():
+    """``x^4 (x^2 - along - rho orth)`` with the spiked closed forms (sample side = N side)."""
+    return x ** 4 * (x ** 2 - ALONG_N - rho_k * ORTH_N)
+
+
+def _keep_gap_rhs():
+    return x ** 2 * (x ** 4 - (1 + beta) * x ** 2 - 3 * beta) - (rho_k - 1) * (x ** 2 + beta) ** 2
+
+
+def _asymptotic_rule(d, k, n, regime):
+    """The asymptotic threshold x* used at every aspect ratio (a negative control)."""
+    return sharp.keep_threshold(sharp.geometry(d, k, n, regime)["beta"])
+
+
+def _spiked_steps(regime="over"):
     lit = ("Benaych-Georges & Nadakuditi (2012), Adv. Math. 231; Gavish & Donoho (2014), "
            "IEEE Trans. Inf. Theory 60")
     return (
@@ -327,12 +346,24 @@ def _spiked_steps():
              Justification("algebra", r"when the sample side is the smaller side the split is "
                            r"$1 + \beta/x^2 - \beta/x^4$ along and $\beta(1 + 1/x^2)^2$ orthogonal; "
                            r"both splits add up to the keep cost"), ("symbolic",)),
-        Step("keep-iff", _keep_iff_sides(), "=", 0,
-             Justification("algebra", r"keep cost $=$ drop cost $x^2$ $\iff$ "
-                           r"$x^4 - (1+\beta)x^2 - 3\beta = 0$, whose positive root is $x^{*2} = "
-                           r"[(1+\beta) + \sqrt{\beta^2 + 14\beta + 1}]/2$ (substituted here)"),
-             ("symbolic",),
-             note="the optimal LoRA rank counts the spikes with x > x* (asymptotically)"),
+        Step("keep-iff", _keep_gap_lhs(), "=", _keep_gap_rhs(),
+             Justification("algebra", r"at finite aspect ratio a kept spike's error is charged "
+                           r"$\mathrm{along}/w_s + \mathrm{orth}/w_n$ against $x^2/w_s$ for dropping "
+                           r"it ($w_s = n$, $w_n = n - d - 1$ over; $w_s = d$, $w_n = d - n - 1$ "
+                           r"under), so keeping pays iff $x^2 > \mathrm{along} + \rho\,\mathrm{orth}$, "
+                           r"$\rho = w_s/w_n$. With the sample side the larger side ($N$): "
+                           r"$x^4(x^2 - \mathrm{along} - \rho\,\mathrm{orth}) = x^2(x^4 - (1+\beta)x^2 "
+                           r"- 3\beta) - (\rho - 1)(x^2 + \beta)^2$. The keep threshold $x^*_\rho$ is its "
+                           r"root on $x\ge1$: it equals $x^*$ "
+                           r"($x^{*2} = [(1+\beta)+\sqrt{\beta^2+14\beta+1}]/2$) only at $\rho = 1$, "
+                           r"i.e.\ as $n/d\to\infty$ (over) resp.\ $d/n\to\infty$ (under), and "
+                           r"exceeds it for every finite aspect ratio ($\rho > 1$ lowers the left "
+                           r"side by $(\rho-1)(x^2+\beta)^2 > 0$)"),
+             ("symbolic", "rank_rule"), options={"regime": regime, "points": _RULE_POINTS[regime]},
+             note=("the optimal LoRA rank counts the spikes with x > x*_rho, the finite-aspect "
+                   "threshold (numeric.sharp.effective_threshold), which tends to x* only as the "
+                   "aspect ratio n/d (over) or d/n (under) tends to infinity; the rule is checked "
+                   "against the sign of the simulated R(keep) - R(drop)")),
     )
 
 
@@ -377,7 +408,7 @@ def _make(regime) -> Derivation:
              "under": r"LoRA, underdetermined ($\Sigma = I$): sharp asymptotic excess risk at rank $r$"}
     wrong_scale = {"over": d / (n - d), "under": n / (d - n)}
     f = _formula(regime)
-    steps = _spiked_steps() + _scale_steps(regime)
+    steps = _spiked_steps(regime) + _scale_steps(regime)
     if regime == "over":
         assumptions = (r"$x\sim\mathcal N(0,\Sigma)$, $\Sigma$ symmetric positive definite; noise "
                        r"$\mathcal N(0,\sigma^2 I_k)$; $n > d + 1$",
@@ -418,8 +449,13 @@ def _make(regime) -> Derivation:
                 "keep-cost", rhs=1 + beta + 2 * beta / x ** 2),
         Control("keep cost 4beta (algebra)", r"step \emph{keep-cost} with $4\beta/x^2$",
                 "keep-cost", rhs=1 + beta + 4 * beta / x ** 2),
-        Control("threshold 10beta", r"$x^{*2} = [(1+\beta) + \sqrt{\beta^2 + 10\beta + 1}]/2$",
-                "keep-iff", lhs=_keep_iff_sides(10)),
+        Control("threshold 10beta", r"the keep-iff identity with $2\beta$ for $3\beta$ in the quartic "
+                r"(the root $x^{*2} = [(1+\beta) + \sqrt{\beta^2 + 10\beta + 1}]/2$)",
+                "keep-iff", rhs=x ** 2 * (x ** 4 - (1 + beta) * x ** 2 - 2 * beta)
+                - (rho_k - 1) * (x ** 2 + beta) ** 2),
+        Control("asymptotic x* at finite aspect", r"the rank rule with the asymptotic threshold "
+                r"$x^*$ at $n/d = 2$ (resp.\ $d/n = 2$), where it keeps spikes that do not pay",
+                "keep-iff", options={"threshold": _asymptotic_rule}),
         Control("variance scale off by one", r"step \emph{noise-weight} with "
                 + (r"$d/(n-d)$" if regime == "over" else r"$n/(d-n)$"),
                 "noise-weight", rhs=wrong_scale[regime]),

@@ -1,9 +1,14 @@
 """Report section: sensitivity to the rank of the shift -- where LoRA wins (referee, major 2).
 
 Runs (or resumes) the sweep of ``numeric.sensitivity`` -- the quick configuration when
-``ctx.quick``, the default otherwise -- in the folder ``lora-audit sensitivity`` uses
-(``out/sensitivity[-quick]``), so a sweep already run from the README is reused point by point.
+``ctx.quick``, the default otherwise -- in ``sensitivity[-quick]/`` inside the report's cache
+folder (``ctx.work_dir``; inside the output folder when there is none), never relative to the
+working directory, so an interrupted sweep resumes where the report keeps its results.
 Writes ``sensitivity-*.pdf`` figures and ``sensitivity-*.csv/json`` data into ``ctx.out_dir``.
+The text says which sweep it shows (the quick one is a CI-sized toy, not where the asymptotic
+theory is meant to hold) and reconciles its statements with the falsification experiment of the
+LoRA section (read from ``lora-falsification.json`` in the same build): where FFT wins there, this
+section says so too.
 
 Its own checks (the section fails when they fail): two deliberately wrong theories evaluated
 against the same simulations must be flagged -- a sharp risk whose variance is 1.5x too large
@@ -86,14 +91,15 @@ def _phase_text(plane):
 
 
 def compute(ctx) -> dict:
-    from derivations.sensitivity_cli import default_out, execute
+    from derivations.sensitivity_cli import execute
     from numeric import sensitivity as sens
     from numeric import sensitivity_config as sconf
     from numeric.io import write_json_atomic, write_text_atomic
     from reports.sensitivity_figures import make_figures
 
     cfg = sconf.load(quick=ctx.quick, sets=[f"run.seed={ctx.seed}"])
-    sweep_dir = default_out(ctx.quick)
+    sweep_dir = Path(ctx.work_dir or Path(ctx.out_dir) / ".work") / (
+        "sensitivity-quick" if ctx.quick else "sensitivity")
     state = {"last": -1}
 
     def progress(done, total, label, reused):
@@ -167,15 +173,40 @@ def compute(ctx) -> dict:
                     for k, v in figs.items()},
         "csv": f"{SID}-results.csv", "json": f"{SID}-results.json",
     }
+    default = sconf.load(quick=False)["base"]
+    data["default_d"], data["default_k"] = default["d"], default["k"]
+    data["sweep_name"] = "quick (CI-sized)" if ctx.quick else "default"
+    data["falsification"] = _falsification_view(Path(ctx.out_dir))
     data["verdict"] = "pass" if all(c["rejected"] for c in controls) else "fail"
     return data
+
+
+def _falsification_view(out_dir: Path):
+    """The cells where FFT wins in the falsification experiment of the LoRA section (same build),
+    or None when that experiment is not part of this report."""
+    import json
+
+    path = out_dir / "lora-falsification.json"
+    if not path.is_file():
+        return None
+    res = json.loads(path.read_text())
+    rows = res.get("rows", [])
+    wins = [{k: r.get(k) for k in ("regime", "n", "s", "x", "r", "mean_diff")}
+            for r in rows if r.get("verdict") == "FFT better"]
+    return {"cells": len(rows), "fft_better": wins,
+            "fft_better_under": [w for w in wins if w["regime"] == "under"],
+            "fft_better_over": [w for w in wins if w["regime"] == "over"],
+            "r_below_s": sum(1 for w in wins if w["r"] is not None and w["s"] is not None
+                             and w["r"] < w["s"]),
+            "d": res.get("grid", {}).get("d")}
 
 
 SECTION = Section(
     id=SID, title="Sensitivity to the rank of the shift: where LoRA wins", order=60,
     compute=compute, template="sections/sensitivity.tex.j2",
     sources=("numeric.sensitivity", "numeric.sensitivity_config", "numeric.sharp",
-             "numeric.estimators", "reports.sensitivity_figures", "derivations.sensitivity_cli"),
+             "numeric.estimators", "reports.sensitivity_figures", "derivations.sensitivity_cli",
+             "numeric.falsification", "reports.sections.lora"),
     answers={"major2": r"Section~\ref{sec:sensitivity} sweeps the shift's exact rank $s$, its "
                        r"spectral tail, $n/d$, the SNR and the misalignment, simulating LoRA at "
                        r"every rank against FFT: LoRA's advantage is large for low (effective) "

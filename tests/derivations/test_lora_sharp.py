@@ -109,3 +109,47 @@ def test_evaluate_matches_simulate_ci(der_id, point):
 @pytest.mark.parametrize("der_id,point", _points(200))
 def test_evaluate_matches_simulate_d200(der_id, point):
     _agree(der_id, point, trials=300, tol=0.03)
+
+
+@pytest.mark.parametrize("der_id", IDS)
+def test_keep_rule_at_finite_aspect_ratio(audit_cache, der_id):
+    """Step 8 states the finite-aspect keep threshold (not the asymptotic x*), certified in SymPy
+    and against the sign of the simulated R(keep) - R(drop); the asymptotic x* used at aspect
+    ratio 2 is contradicted by that simulation (it keeps x = 1.9, which does not pay)."""
+    res = audit_cache(der_id)
+    step = {s["id"]: s for s in res["steps"]}["keep-iff"]
+    certs = {c["method"]: c for c in step["certificates"]}
+    assert certs["symbolic"]["verdict"] == "pass" and certs["rank_rule"]["verdict"] == "pass"
+    ev = certs["rank_rule"]["evidence"]
+    aspect2 = [p for p in ev["points"] if max(p["n"], p["d"]) == 2 * min(p["n"], p["d"])]
+    assert aspect2 and all(p["threshold"] > p["asymptotic_x*"] + 0.3 for p in aspect2)
+    # the simulated crossing sits near the finite-aspect threshold, far from x*
+    cross = [c for c in ev["simulated_thresholds"] if max(c["n"], c["d"]) == 2 * min(c["n"], c["d"])]
+    assert cross and all(abs(c["simulated"] - c["rule"]) < 0.15 < abs(c["simulated"] - c["asymptotic_x*"]) - 0.15
+                         for c in cross)
+    ctl = {c["name"]: c for c in res["controls"]}["asymptotic x* at finite aspect"]
+    assert ctl["rejected"]
+    rr = [c for c in ctl["certificates"] if c["method"] == "rank_rule"][0]
+    assert rr["verdict"] == "fail" and "CONTRADICTED" in rr["summary"]
+
+
+def test_finite_aspect_threshold_tends_to_xstar():
+    """x*_rho decreases to x* as n/d grows (over) and is the root of the stated identity."""
+    ths = [sharp.effective_threshold(50, 50, 50 * m) for m in (2, 4, 16, 256)]
+    assert all(a > b for a, b in zip(ths, ths[1:]))
+    assert ths[0] == pytest.approx(2.0697, abs=1e-3) and ths[-1] - sharp.keep_threshold(1.0) < 0.01
+    x, beta, rho = ths[0], 1.0, 100 / 49
+    assert x ** 2 * (x ** 4 - (1 + beta) * x ** 2 - 3 * beta) == pytest.approx(
+        (rho - 1) * (x ** 2 + beta) ** 2, rel=1e-8)
+
+
+def test_rank_rule_checker_fails_when_it_cannot_decide(quick_cfg):
+    """A test spike at the threshold with few draws is undecided: the checker fails (it could not
+    tell the rule from its opposite), it does not pass by default."""
+    from derivations.checkers import run_checker
+
+    der = get("lora_sharp_over")
+    step = der.step("keep-iff").with_sides(options={"points": ((40, 40, 80, 2.07),), "trials": 40})
+    cert = run_checker("rank_rule", step, der, quick_cfg)
+    assert cert.verdict == "fail" and "UNDECIDED" in cert.summary
+    assert cert.evidence["points"][0]["outcome"] == "undecided"

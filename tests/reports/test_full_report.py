@@ -21,9 +21,16 @@ HAVE_TEX = shutil.which("latexmk") is not None and shutil.which("pdftotext") is 
 def full(tmp_path_factory):
     if not HAVE_TEX:
         pytest.skip("latexmk/pdftotext not installed")
+    import os
+
     tmp = tmp_path_factory.mktemp("full")
-    return build_report(ReportOptions(out=tmp / "report", quick=True, device="cpu",
-                                      cache_dir=tmp / "cache"), progress=lambda m: None)
+    cwd = os.getcwd()
+    os.chdir(tmp)                          # nothing may be written relative to the cwd
+    try:
+        return build_report(ReportOptions(out=tmp / "report", quick=True, device="cpu",
+                                          cache_dir=tmp / "cache"), progress=lambda m: None)
+    finally:
+        os.chdir(cwd)
 
 
 MIN_TEXT_PT = 4.5        # smallest word-box height accepted (about a 5 pt font)
@@ -95,3 +102,10 @@ def test_full_report_contains_every_derivation_and_section(full):
             run = subprocess.run([coqc_path(), "-q", name], cwd=res.out, capture_output=True,
                                  text=True, timeout=600)
             assert run.returncode == 0, (name, run.stdout[-500:], run.stderr[-500:])
+    # major 1 states its numbers and what it leaves open
+    assert re.search(r"Major comment 1: [^—]*— answered in part", referee)
+    assert "Remains open:" in referee
+    # the sensitivity sweep lives in the cache folder, not in ./out of the working directory
+    assert (res.out.parent / "cache" / "work" / "sensitivity-quick" / "points.jsonl").is_file()
+    assert not (res.out.parent / "out").exists()
+    assert "quick, CI-sized sweep" in text

@@ -116,6 +116,17 @@ def test_referee_cites_only_existing_evidence():
     assert out["minor2"]["status"] == "open" and "checkpoints" in out["minor2"]["would_answer"]
 
 
+def test_referee_answered_in_part_when_a_section_states_what_remains_open():
+    secs = [{"id": "mis", "answers": {"major1": "bound 3.2, tight to 4x"}, "ok": True,
+             "answers_open": {"major1": "finite only from n/d = 8"}}]
+    out = {c["id"]: c for c in referee_view(secs, [], {})}
+    assert out["major1"]["status"] == "answered in part"
+    assert out["major1"]["remains_open"] == ["finite only from n/d = 8"]
+    assert out["major1"]["evidence"][0]["text"] == "bound 3.2, tight to 4x"
+    secs[0]["ok"] = False                   # a failed section cites nothing, leaves nothing open
+    assert {c["id"]: c for c in referee_view(secs, [], {})}["major1"]["status"] == "open"
+
+
 def test_printer_braces_superscripted_names():
     from symbolic.ops import PInv
     from symbolic.printing import latex
@@ -130,3 +141,48 @@ def test_all_templates_parse():
     for name in env.list_templates():
         if name.endswith(".j2"):
             env.get_template(name)
+
+
+def test_sensitivity_sweep_folder_follows_the_report_not_the_cwd(tmp_path, monkeypatch):
+    """Regression: the report's sweep was written to ./out/sensitivity[-quick] whatever --out
+    said; it now lives in the context's work folder (the cache), else inside out_dir."""
+    from types import SimpleNamespace
+
+    import derivations.sensitivity_cli as scli
+    from reports.sections import sensitivity as sec
+
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def fake_execute(cfg, out_dir, device, **kw):
+        seen.append(out_dir)
+        raise Stop
+
+    monkeypatch.setattr(scli, "execute", fake_execute)
+    monkeypatch.chdir(tmp_path)
+    for work, expect in ((tmp_path / "cache" / "work", tmp_path / "cache" / "work"),
+                         (None, tmp_path / "build" / ".work")):
+        ctx = SimpleNamespace(quick=True, seed=0, device="cpu", out_dir=tmp_path / "build",
+                              work_dir=work, progress=lambda m: None)
+        with pytest.raises(Stop):
+            sec.compute(ctx)
+        assert seen[-1] == expect / "sensitivity-quick"
+    assert not (tmp_path / "out").exists()
+
+
+def test_sensitivity_reads_the_falsification_cells_where_fft_wins(tmp_path):
+    import json
+
+    from reports.sections.sensitivity import _falsification_view
+
+    assert _falsification_view(tmp_path) is None
+    rows = [{"regime": "under", "n": 16, "s": 16, "x": 3.0, "r": 1, "mean_diff": 0.4,
+             "verdict": "FFT better"},
+            {"regime": "over", "n": 64, "s": 1, "x": 3.0, "r": 1, "mean_diff": -1.0,
+             "verdict": "LoRA better"}]
+    (tmp_path / "lora-falsification.json").write_text(json.dumps({"rows": rows, "grid": {"d": 32}}))
+    v = _falsification_view(tmp_path)
+    assert v["cells"] == 2 and len(v["fft_better"]) == 1 and v["fft_better_under"][0]["n"] == 16
+    assert v["r_below_s"] == 1 and v["fft_better_over"] == [] and v["d"] == 32
