@@ -15,15 +15,15 @@ MACROS = {
     "to": "→", "infty": "∞", "approx": "≈", "sim": "~", "cdot": "·", "pm": "±",
     "alpha": "α", "beta": "β", "gamma": "γ", "delta": "δ", "Delta": "Δ", "varepsilon": "ε",
     "epsilon": "ε", "eta": "η", "kappa": "κ", "lambda": "λ", "mu": "μ", "rho": "ρ",
-    "sigma": "σ", "Sigma": "Σ", "tau": "τ", "theta": "θ", "omega": "ω", "ell": "ℓ",
+    "varrho": "ϱ", "hat": "\u0302", "sigma": "σ", "Sigma": "Σ", "tau": "τ", "theta": "θ", "omega": "ω", "ell": "ℓ",
     "lVert": "‖", "rVert": "‖", "|": "‖", "lvert": "|", "rvert": "|", "sqrt": "√",
     ",": " ", ";": " ", " ": " ", "quad": " ", "&": "&", "%": "%", "$": "$", "_": "_",
-    "emph": "", "textbf": "", "mathrm": "", "mathbf": "", "mathcal": "", "operatorname": "",
+    "emph": "", "textbf": "", "mathbb": "", "mathrm": "", "mathbf": "", "mathcal": "", "operatorname": "",
     "text": "", "hat": "\u0302", "tilde": "\u0303", "bar": "\u0304", "top": "ᵀ", "perp": "⊥",
     "dots": "…", "ldots": "…",
 }
 # macros whose braced argument is kept as is (the macro itself adds nothing or a mark after it)
-_WRAPPERS = {"emph", "textbf", "mathrm", "mathbf", "mathcal", "operatorname", "text"}
+_WRAPPERS = {"mathbb", "emph", "textbf", "mathrm", "mathbf", "mathcal", "operatorname", "text"}
 _ACCENTS = {"hat", "tilde", "bar"}
 _RELATIONS = {"le", "leq", "ge", "geq", "ne", "neq", "approx", "to", "sim"}
 _SUP = str.maketrans("0123456789+-()T", "⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻⁽⁾ᵀ")

@@ -180,7 +180,7 @@ def _make(regime) -> Derivation:
                    r"costs $O(kd^2 + d^3)$ instead of $O(knd + nd^2)$, exactly in distribution.")
     else:
         rhs = Rfast
-        title = r"Exact fast sampler, underdetermined ($\Sigma = I$): risks from $Z_1$ and $W$"
+        title = r"Exact fast sampler, underdetermined ($\Sigma = I$): risks from $Z_1$ and $W_\perp$"
         assumptions = (r"$x\sim\mathcal N(0, I_d)$; $d > n$; Gaussian noise",
                        r"$\Delta^* = U\operatorname{diag}(s)V^\top$ of rank $s$; $Z_1 = V^\top X$ "
                        r"i.i.d.\ $\mathcal N(0,1)$; $W\sim\mathcal W_n(I, d - s)$ independent")
