@@ -30,7 +30,7 @@ Rules (see also ``reports/render.py`` for the template environment):
   audit key, so a change to the derivation recomputes the section.
 * ``answers`` maps referee comment ids (``major1``, ``major2``, ``minor1``, ``minor2``,
   ``falsification``) to one sentence (LaTeX allowed) saying what the section shows.  The
-  "Response to the referee" cites it only when ``compute`` succeeded and returned data.
+  "Answers to the referee" cites it only when ``compute`` succeeded and returned data.
   Return ``{"verdict": "fail", ...}`` (or raise) when the section's own checks fail: the report
   then shows the failure and ``lora-audit report`` exits with status 1.
 """

@@ -86,7 +86,7 @@ def test_full_report_contains_every_derivation_and_section(full):
         assert m and m.group(1) == d["verdict"].upper() == "PASS", d["id"]
     assert set(res.sections) == set(discover_sections())
     assert all(v == "computed" for v in res.sections.values()), res.sections
-    referee = text[text.index("Response to the referee Each comment"):]
+    referee = text[text.index("Answers to the referee Each comment"):]
     for comment in ("Major comment 1", "Major comment 2", "Minor comment 1", "Minor comment 2"):
         assert re.search(comment + r": [^—]*— answered", referee), comment
     # formal proofs: the section, the counts, one Coq file per derivation with formal goals,

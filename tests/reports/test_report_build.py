@@ -119,14 +119,14 @@ def test_pdf_has_every_derivation_verdict_and_the_parts(first):
         assert d["title"] in text
         m = re.search(rf"Identifier {d['id']} kind .*? verdict (PASS|FAIL)", text)
         assert m and m.group(1) == d["verdict"].upper()
-    for part in ("Notation", "Summary of the claims", "Response to the referee", "Negative controls",
+    for part in ("Notation", "Summary of the claims", "Answers to the referee", "Negative controls",
                  "Monte Carlo: formula against a simulation", "Figure 1", "Provenance",
                  "git revision", "master seed", "Configuration", "Step 1: error"):
         assert part in text, part
     assert "Demo section & its figure" in text
     assert NASTY in text                                  # escaped plain text, read back
     # the referee section cites the section that produced data, lists the rest as open
-    referee = text[text.index("Response to the referee Each comment"):]
+    referee = text[text.index("Answers to the referee Each comment"):]
     assert re.search(r"Major comment 1: covariance.subspace misalignment — answered", referee)
     assert re.search(r"Major comment 2: sensitivity to the rank of the shift — open", referee)
     assert "Minor comment 2: spectra of real-task weight differences — open" in referee
