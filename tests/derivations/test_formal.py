@@ -179,7 +179,10 @@ def test_every_control_on_a_symbolic_step_is_refuted_in_coq(quick_cfg, der_id):
     der = get(der_id)
     batch = formal.prepare(der, quick_cfg)
     targets = {s.id for s in formal.formal_targets(der)}
-    controls = [c for c in der.controls if c.target in targets]
+    # controls that change a side (a wrong statement); a control that only changes another
+    # checker's options (e.g. the rank rule's threshold) leaves the algebra true
+    controls = [c for c in der.controls if c.target in targets
+                and (c.lhs is not None or c.rhs is not None)]
     assert controls
     for c in controls:
         res = batch["results"][batch["index"][("control", c.name)]]
