@@ -64,6 +64,8 @@ def run_audit(ids, cfg, progress=_progress) -> dict:
 def print_audit_table(report: dict, out=sys.stdout) -> None:
     for r in report["derivations"]:
         print(f"\n== {r['id']} [{r['kind']}] {r['title']} -- {r['verdict'].upper()}", file=out)
+        for c in r.get("integrity", []):
+            print(f"   {'INTEGRITY':<27} {c['method']:<11} {c['verdict']:<5} {c['summary']}", file=out)
         for s in r["steps"]:
             for c in s["certificates"]:
                 print(f"   step {s['id']:<22} {c['method']:<11} {c['verdict']:<5} {c['summary']}", file=out)
