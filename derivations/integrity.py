@@ -196,10 +196,16 @@ def _rules(der, entry) -> list[dict]:
 
 
 def check_generic(der, cfg) -> Certificate:
+    """``extra["generic_exempt"] = {rule: reason}`` waives a rule the derivation's mathematics
+    does not see (reported in the evidence, never silently)."""
     rows, bad = [], []
+    exempt = der.extra.get("generic_exempt", {})
     for entry in point_sets(der, cfg):
         for r in _rules(der, entry):
             if not r["applies"]:
+                continue
+            if r["rule"] in exempt and not r["holds"]:
+                rows.append({"used_by": entry["users"], **r, "exempt": exempt[r["rule"]]})
                 continue
             row = {"used_by": entry["users"], "points": len(entry["points"]), **r}
             rows.append(row)
@@ -262,7 +268,11 @@ def _truth_env(der, truth: Truth, point, dps):
             env.update(truth.env(point, dps))
         backend = ev.MpBackend()
         needed = tuple((nm, e) for nm, e in der.definitions if nm in used and nm not in env)
-        return ev.evaluate_definitions(needed, env, backend)
+        env = ev.evaluate_definitions(needed, env, backend)
+        # scalar symbols of the statement defined by SymPy expressions (e.g. ||Delta*||_F^2)
+        for nm, e in der.extra.get("symbol_values", {}).items():
+            env[nm] = ev.evaluate(e, env, backend)
+        return env
     env = {k: (mp.mpf(v) if isinstance(v, (int, float)) else v) for k, v in dict(point).items()}
     if truth.env is not None:
         env.update(truth.env(point, dps))
@@ -274,7 +284,7 @@ def truths(der) -> list[Truth]:
     if der.extra.get("truth_statement", True) and not der.extra.get("no_closed_form") \
             and not ops.contains_expectation(der.statement.rhs):
         declared.insert(0, Truth("statement right-hand side vs formula", der.statement.rhs,
-                                 der.formula))
+                                 der.formula, env=der.extra.get("truth_env")))
     return declared
 
 

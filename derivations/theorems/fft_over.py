@@ -38,7 +38,7 @@ def simulate(p, trials, gen, device):
     return estimators.simulate_risk(p, estimators.fft_over, trials, gen, device, chunk=4000)
 
 
-_BASE = dict(d=4, k=3, n=12, r=1, sigma=1.0, shift_sv=(3.0, 2.0, 1.0), cov_eigs=(4.0, 2.0, 1.0, 0.5))
+_BASE = dict(d=4, k=3, n=12, r=1, sigma=1.3, shift_sv=(3.0, 2.0, 1.0), cov_eigs=(4.0, 2.0, 1.0, 0.5))
 
 steps = (
     Step("error", DeltaF - Delta, "=", E * X.T * S.I,

@@ -44,7 +44,7 @@ def simulate(p, trials, gen, device):
     return estimators.simulate_risk(p, estimators.fft_under, trials, gen, device, chunk=4000)
 
 
-_BASE = dict(d=12, k=3, n=5, r=1, sigma=1.0, shift_sv=(3.0, 2.0, 1.0), cov_eigs=())
+_BASE = dict(d=12, k=3, n=5, r=1, sigma=1.3, shift_sv=(3.0, 2.0, 1.0), cov_eigs=())
 
 steps = (
     Step("error", DeltaF - Delta, "=", E * Xp - Delta * (Id - P),
@@ -127,5 +127,7 @@ DERIVATIONS = [Derivation(
     references=("Muirhead (1982), Thm 3.2.12", "Hastie, Montanari, Rosset, Tibshirani (2022), Sec. 3"),
     # the report's figure: formula vs simulation across n (n <= d - 4 keeps the variance of
     # tr((X^T X)^-1) finite, so every point's standard error is meaningful)
-    extra={"report_sweep": {"param": "n", "values": [1, 2, 3, 4, 5, 6, 7, 8], "base": _BASE}},
+    extra={"report_sweep": {"param": "n", "values": [1, 2, 3, 4, 5, 6, 7, 8], "base": _BASE},
+           # the statement's scalar symbol, defined in SymPy (the source-of-truth check uses it)
+           "symbol_values": {"Fnorm2": Frob2(Delta)}},
 )]
