@@ -16,7 +16,7 @@ import sys
 
 from numeric.errors import InputError
 
-COMMAND_MODULES: tuple[str, ...] = ("reports.cli", "derivations.sensitivity_cli")
+COMMAND_MODULES: tuple[str, ...] = ("reports.cli", "derivations.sensitivity_cli", "derivations.mutate")
 
 
 def _progress(msg: str) -> None:

@@ -254,18 +254,18 @@ def random_points(der, cfg, count: int, tag: str = "truth") -> list[Params]:
 def _truth_env(der, truth: Truth, point, dps):
     if isinstance(point, Params):
         env = dict(instances.mp_instance(point))
+        if truth.env is not None:
+            env.update(truth.env(point, dps))
         used = _names(truth.expr)
         defs = dict(der.definitions)
         frontier = set(used)
-        while frontier:
+        while frontier:              # definitions needed, not expanding what the instance has
             new = set()
             for name in frontier:
-                if name in defs:
+                if name in defs and name not in env:
                     new |= _names(defs[name]) - used
             used |= new
             frontier = new
-        if truth.env is not None:
-            env.update(truth.env(point, dps))
         backend = ev.MpBackend()
         needed = tuple((nm, e) for nm, e in der.definitions if nm in used and nm not in env)
         env = ev.evaluate_definitions(needed, env, backend)

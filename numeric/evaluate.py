@@ -326,6 +326,11 @@ def evaluate(expr, env: dict, backend):
         for v in vals[1:]:
             out = _maxmin(out, v, isinstance(expr, sp.Max), backend)
         return out
+    if isinstance(expr, sp.Piecewise):   # scalar cases (e.g. detected / undetected spike)
+        for val, cond in expr.args:
+            if cond is sp.true or bool(_relation(cond, env, backend)):
+                return ev(val)
+        raise ValueError(f"no case of {expr} applies")
     if isinstance(expr, sp.Indexed):     # lam[i] (a list) or bq[j, i] (a matrix), 1-based
         base = env.get(expr.base.label.name)
         if base is None:
@@ -347,6 +352,22 @@ def evaluate(expr, env: dict, backend):
     if isinstance(expr, MatrixExpr):
         raise UnsupportedNode(f"matrix node {type(expr).__name__} is not supported by the evaluator")
     raise UnsupportedNode(f"node {type(expr).__name__} ({expr}) is not supported by the evaluator")
+
+
+_RELATIONS = {sp.StrictGreaterThan: lambda a, b: a > b, sp.GreaterThan: lambda a, b: a >= b,
+              sp.StrictLessThan: lambda a, b: a < b, sp.LessThan: lambda a, b: a <= b}
+
+
+def _relation(cond, env, backend):
+    """Truth value of a scalar condition of a ``Piecewise`` (mpmath or plain numbers)."""
+    if isinstance(cond, sp.And):
+        return all(_relation(c, env, backend) for c in cond.args)
+    if isinstance(cond, sp.Or):
+        return any(_relation(c, env, backend) for c in cond.args)
+    op = _RELATIONS.get(type(cond))
+    if op is None:
+        raise UnsupportedNode(f"condition {cond} is not supported by the evaluator")
+    return op(evaluate(cond.lhs, env, backend), evaluate(cond.rhs, env, backend))
 
 
 def _maxmin(a, b, is_max: bool, backend):

@@ -89,8 +89,8 @@ def over_pieces(p, trials, gen, device, variant=None):
 def _value_points(cfg):
     return [make_params(d=3, k=4, n=8, r=1, sigma=0.5, shift_sv=(2.0, 1.2, 0.5),
                         fit_eigs=(1.4, 0.7, 1.0), cov_angle=0.6, seed=cfg.seed + 7),
-            make_params(d=4, k=3, n=9, r=2, sigma=0.5, shift_sv=(2.0, 1.5, 0.6),
-                        fit_eigs=(1.3, 0.8, 1.1, 0.9), cov_angle=0.4, seed=cfg.seed + 8)]
+            make_params(d=4, k=3, n=9, r=2, sigma=0.5, shift_sv=(2.0, 1.3, 1.0),
+                        fit_eigs=(1.6, 0.6, 1.2, 0.9), cov_angle=0.6, seed=cfg.seed + 8)]
 
 
 def validate_point(p):
