@@ -433,6 +433,9 @@ def cmd_mutate(args) -> int:
         print(f"[{i}/{len(chosen)}] {tag}{res['status']:<8} {res['seconds']:6.1f}s  {m.file}:"
               f"{m.line} {m.op}: {m.original[:50]!r} -> {m.replacement[:50]!r}  "
               f"{res.get('caught_by') or ''}"[:260], flush=True)
+        if args.json:      # written after every mutant: an interrupted run keeps its results
+            write_json_atomic(args.json, {"partial": True, "summary": summarize_results(rows),
+                                          "results": rows})
     baseline = None
     if args.baseline_seeds:
         print(f"unmutated audit at seeds 0..{args.baseline_seeds - 1}", file=sys.stderr)

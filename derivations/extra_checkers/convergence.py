@@ -92,6 +92,9 @@ def check_convergence(statement, derivation, cfg, formula=None) -> Certificate:
     judged = {name: judge(fam, cfg) for name, fam in families.items()}
     verdict = "pass" if all(v == "pass" for v, _, _ in judged.values()) else "fail"
     summary = "; ".join(f"{name}: {s}" for name, (_, s, _) in judged.items())
-    evidence = {"families": {name: ev for name, (_, _, ev) in judged.items()},
-                "rows": rows, "resolution": max(ev["resolution"] for _, _, ev in judged.values())}
+    evs = [ev for _, _, ev in judged.values()]
+    evidence = {"families": {name: ev for name, (_, _, ev) in judged.items()}, "rows": rows,
+                "resolution": max(ev["resolution"] for ev in evs),
+                "powered": all(ev["powered"] for ev in evs), "small": all(ev["small"] for ev in evs),
+                "shrinking": all(ev["shrinking"] for ev in evs)}
     return Certificate("convergence", verdict, evidence, 0.0, summary)
