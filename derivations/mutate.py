@@ -359,7 +359,8 @@ def run_mutant(m: Mutant, ids, quick=True, seed=0, timeout=900) -> dict:
         return run_tree(tree, ids, quick, seed, timeout)
 
 
-def run_baseline(seeds, quick=True, timeout=3600, ids=None) -> list[dict]:
+def run_baseline(seeds, quick=True, timeout=3600, ids=None, progress=None) -> list[dict]:
+    """The unmutated tree audited at each seed; ``progress(rows)`` after every seed."""
     from . import registry
 
     ids = ids or list(registry())
@@ -372,6 +373,8 @@ def run_baseline(seeds, quick=True, timeout=3600, ids=None) -> list[dict]:
             failed = [a["id"] for a in res.get("audits", []) if a["verdict"] != "pass"]
             out.append({"seed": s, "status": res["status"], "failed": failed,
                         "seconds": res["seconds"], "detail": res.get("caught_by")})
+            if progress:
+                progress(out)
     return out
 
 
@@ -439,10 +442,15 @@ def cmd_mutate(args) -> int:
     baseline = None
     if args.baseline_seeds:
         print(f"unmutated audit at seeds 0..{args.baseline_seeds - 1}", file=sys.stderr)
-        baseline = run_baseline(range(args.baseline_seeds), quick=args.quick)
-        for b in baseline:
+        def _saved(runs):
+            b = runs[-1]
             print(f"  seed {b['seed']}: {'pass' if not b['failed'] and b['status'] == 'survived' else 'FALSE ALARM'}"
-                  f" {b['failed'] or ''} ({b['seconds']} s)")
+                  f" {b['failed'] or ''} ({b['seconds']} s)", flush=True)
+            if args.json:
+                write_json_atomic(args.json, {"partial": True,
+                                              "summary": summarize_results(rows, runs),
+                                              "results": rows})
+        baseline = run_baseline(range(args.baseline_seeds), quick=args.quick, progress=_saved)
     summ = summarize_results(rows, baseline)
     print(f"\nMUTATION SUITE: {summ['killed']}/{summ['judged']} mutants rejected "
           f"({100 * (summ['catch_rate'] or 0):.1f} %), {summ['equivalent']} listed as "

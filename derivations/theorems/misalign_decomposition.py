@@ -244,6 +244,50 @@ def under_details(p):
             "mc_mean_cross_bound": float(pc["cross_bound"].mean())}
 
 
+def _cross_draws(p):
+    """One data set (X, E) of the instance, drawn in mpmath from a seed of the point: the same
+    numbers for the SymPy side and (rounded to float64) for the code."""
+    import numpy as np
+
+    from numeric.instances import draw_mp, mp_instance
+
+    from ..checkers import stable_seed
+
+    inst = mp_instance(p)
+    return inst, draw_mp(("X", "E"), inst, np.random.default_rng(stable_seed(p.seed, "cross")))
+
+
+def _cross_code(key):
+    """``numeric.misalignment.under_pieces`` (what evaluate prints) on that data set."""
+    def value(p):
+        import mpmath as mp
+        import torch
+
+        with mp.workdps(30):
+            inst, dr = _cross_draws(p)
+            t = lambda m: torch.tensor([[float(m[i, j]) for j in range(m.cols)]  # noqa: E731
+                                        for i in range(m.rows)], dtype=torch.float64)
+            X_, E_, D_, H_ = t(dr["X"]), t(dr["E"]), t(inst["Delta"]), t(inst["SigmaHalf"])
+        return float(mis.under_pieces(X_[None], E_[None], D_, H_, p.r)[key][0])
+    return value
+
+
+def _cross_points(cfg):
+    return [make_params(**{**_UNDER, "seed": cfg.seed * 100 + i}) for i in range(3)]
+
+
+def _cross_truths():
+    env = lambda p, dps: _cross_draws(p)[1]  # noqa: E731
+    mis_expr = OpNorm((Id - P) * Sigma * P)
+    bound = 2 * sp.sqrt(Frob2(D_u)) * sp.sqrt(Frob2(Delta * (Id - P))) * mis_expr * OpNorm(Xp)
+    pairs = (("variance", Frob2(D_u * Xp * SigmaHalf)),
+             ("bias", Frob2(Delta * (Id - P) * SigmaHalf)), ("cross", chi),
+             ("data_misalignment", mis_expr), ("cross_bound", bound))
+    return tuple(Truth(f"under_pieces {key} (printed by evaluate) vs SymPy", expr,
+                       _cross_code(key), points=_cross_points, env=env, tol=1e-8)
+                 for key, expr in pairs)
+
+
 under_steps = (
     Step("error-split", DeltaL - Delta, "=", D_u * Xp - Delta * (Id - P),
          Justification("algebra", r"$P_r(R)X^+ - \Delta^* = (P_r(M + E) - M)X^+ + \Delta^*(P - I)$ "
@@ -296,9 +340,7 @@ under = Derivation(
              r"driven by $\lVert (I-P)\Sigma P\rVert$ otherwise. evaluate gives the clean "
              r"($\Sigma = I$) value $\mathbb E\chi = 0$; simulate measures $\mathbb E\chi$."),
     extra={"evaluate_details": under_details, "pieces_mc": under_pieces,
-           "chain": ("risk-split",),
-           "no_closed_form": "the value printed is the clean (Sigma = I) value 0; the statement "
-                             "is an identity between expectations, checked by simulation",
+           "chain": ("risk-split",), "truth": _cross_truths(),
            "value_label": "E chi for Sigma = I (the clean value, 0); `simulate` measures E chi "
                           "for the given Sigma"},
 )
