@@ -400,10 +400,35 @@ def summarize_results(rows, baseline=None) -> dict:
 
 
 # ------------------------------------------------------------------------------------- cli
+def merge_results(paths) -> dict:
+    """Several result files of one sample run in parts (e.g. two processes) as one."""
+    parts = [json.loads(Path(p).read_text(encoding="utf-8")) for p in paths]
+    rows, seen = [], set()
+    for part in parts:
+        for r in part["results"]:
+            if r["mutant"]["id"] not in seen:
+                seen.add(r["mutant"]["id"])
+                rows.append(r)
+    baseline = next((p["summary"].get("baseline", {}).get("runs") for p in parts
+                     if p["summary"].get("baseline")), None)
+    prov = next((p["provenance"] for p in parts if p.get("provenance")), None)
+    return {"provenance": prov, "merged_from": [str(p) for p in paths],
+            "partial": any(p.get("partial") for p in parts),
+            "summary": summarize_results(rows, baseline), "results": rows}
+
+
 def cmd_mutate(args) -> int:
     from numeric.io import write_json_atomic
     from numeric.provenance import provenance
 
+    if args.merge:
+        merged = merge_results(args.merge)
+        write_json_atomic(args.json, merged)
+        s = merged["summary"]
+        print(f"merged {len(args.merge)} files: {s['killed']}/{s['judged']} mutants rejected "
+              f"({100 * (s['catch_rate'] or 0):.1f} %), {s['equivalent']} equivalent; wrote "
+              f"{args.json}")
+        return 0
     if args.sample is not None and args.sample < 1:
         raise InputError(f"--sample must be positive, got {args.sample}")
     if args.timeout <= 0:
@@ -484,6 +509,8 @@ def register(sub) -> None:
     q.add_argument("--baseline-seeds", type=int, default=0,
                    help="also audit the unmutated tree at seeds 0..K-1 (false alarms)")
     q.add_argument("--list", action="store_true", help="list the mutants and exit")
+    q.add_argument("--merge", nargs="+", default=None, metavar="JSON",
+                   help="merge result files of one sample run in parts into --json, and exit")
     q.add_argument("--no-mutants", action="store_true",
                    help="run no mutant (with --baseline-seeds: the false-alarm rate alone)")
     q.add_argument("--json", default="out/mutation/results.json", metavar="PATH")

@@ -85,3 +85,18 @@ def test_summary_counts_equivalents_apart(monkeypatch):
     assert [r["mutant"]["id"] for r in s["survivors"]] == ["b"] and s["equivalent"] == 1
     assert s["baseline"]["false_alarms"] == 0
     json.dumps(s)
+
+
+def test_merge_joins_parts_of_one_run(tmp_path):
+    def part(ids, status, baseline=None):
+        rows = [{"mutant": {"id": i}, "status": status} for i in ids]
+        return {"provenance": {"date": "x"}, "summary": mutate.summarize_results(rows, baseline),
+                "results": rows}
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps(part(["m1", "m2"], "killed")))
+    b.write_text(json.dumps(part(["m2", "m3"], "survived",
+                                 [{"seed": 0, "status": "survived", "failed": []}])))
+    merged = mutate.merge_results([a, b])
+    s = merged["summary"]
+    assert s["mutants"] == 3 and s["killed"] == 2 and s["baseline"]["false_alarms"] == 0
+    assert main(["mutate", "--merge", str(a), str(b), "--json", str(tmp_path / "m.json")]) == 0
