@@ -104,6 +104,24 @@ EQUIVALENT: dict = {
     "derivations/theorems/lora_bounds.py::_formula::square::f9be180c":
         "changes only the gordon=False branch, used by the negative control 'bound without "
         "dimension factor' alone (still rejected); the bound is unchanged",
+    "numeric/ridgeless.py::solve_kappa::const-1::2b2b2a74":
+        "`hi *= 2` -> `hi *= 1` in the bracket expansion, which never runs: the initial bracket "
+        "max(s) * d already has f(hi) < 0",
+    "numeric/ridgeless.py::solve_kappa::square::9d80a271":
+        "a wider initial bracket for the bisection: the same unique root",
+    "numeric/lora_bounds.py::lora_bound::drop-right::ed807535":
+        "changes only the descriptive text of the formula in the result dictionary",
+    "derivations/theorems/fft_under_general.py::fixed_point::const-1::0ebc1905":
+        "the isolation test of the root uses 1e-5 instead of 1e-6: the sign change is still "
+        "certified, the root unchanged",
+    "derivations/theorems/lora_decomposition.py::<module>::swap-dim::1c45d69d":
+        "only the declared shape of the symbol M (k x n instead of k x d); its value comes from "
+        "its definition, no relation changes",
+    "derivations/theorems/misalign_exact.py::<module>::const-1::9ed3816a":
+        "index [0] -> [-1] of a 1 x 1 matrix: the same element",
+    "derivations/theorems/fft_over.py::formula::const+1::c8fb8976":
+        "changes only the variant used by the negative control 'missing k' (k -> 2 instead of "
+        "1), which is still rejected; the formula is unchanged",
     "derivations/theorems/misalign_exact.py::<module>::neg-drop::fbdcab89":
         "step 'even' becomes the tautology N(eps)/Den(eps)^2 = N(eps)/Den(eps)^2: still true; "
         "the proof of evenness is lost but no statement becomes false",

@@ -126,6 +126,14 @@ def _truths(regime):
               points=pts, env=lambda p, dps: {"t": T_DS}),
         Truth("FFT risk printed by evaluate", fft_e,
               lambda p: fft_risk(p.d, p.k, p.n, p.sigma, p.shift_sv, regime), points=pts),
+        Truth("probability of the high-probability form (Davidson-Szarek)",
+              1 - sp.exp(-t ** 2 / 2),
+              lambda p: lora_bound(p.d, p.k, p.n, p.sigma, p.r, p.shift_sv, regime,
+                                   T_DS)["holds_with_probability"],
+              points=pts, env=lambda p, dps: {"t": T_DS}),
+        Truth("the expectation form holds with probability 1", sp.Integer(1),
+              lambda p: lora_bound(p.d, p.k, p.n, p.sigma, p.r, p.shift_sv,
+                                   regime)["holds_with_probability"], points=pts),
     )
 
 # ------------------------------------------------------------------------------ overdetermined

@@ -336,7 +336,23 @@ def _truths(regime):
                                          regime=regime)[key]
         return f
 
+    # the keep threshold at the finite aspect ratio (printed by evaluate, used by the optimal
+    # rank): at the code's root, keeping costs what dropping does in the SymPy split
+    rho = (n / (n - d - 1)) if regime == "over" else (d / (d - n - 1))
+    side_m = (k > d) if regime == "over" else (k > n)       # the data side is the smaller one
+    keep_at = sp.Piecewise((ALONG_M + rho * ORTH_M, side_m), (ALONG_N + rho * ORTH_N, True))
+
+    def thr_env(pt, dps):
+        import mpmath as mp
+
+        side = pt["d"] if regime == "over" else pt["n"]
+        th = sharp.effective_threshold(pt["d"], pt["k"], pt["n"], regime)
+        return {"x": mp.mpf(th), "beta": mp.mpf(min(pt["k"], side)) / max(pt["k"], side)}
+
     return (
+        Truth("keep threshold at the finite aspect ratio (evaluate, optimal rank)", keep_at,
+              lambda pt: sharp.effective_threshold(pt["d"], pt["k"], pt["n"], regime) ** 2,
+              points=geo, env=thr_env, tol=1e-8),
         Truth("observed singular value", sp.Piecewise((YHAT, _DET), (_EDGE, True)),
               comp("observed_sv"), points=_spike_points),
         Truth("squared cosine, m side", sp.Piecewise((C2M, _DET), (0, True)), comp("cos2_m"),

@@ -149,3 +149,25 @@ def test_convergence_reports_a_too_low_formula_as_inaccurate(quick_cfg):
 def test_truth_dataclass_defaults():
     t = Truth("x", sp.Integer(1), lambda p: 1.0)
     assert t.tol == 1e-9 and t.points is None
+
+
+def test_threshold_printed_by_evaluate_is_audited(quick_cfg, monkeypatch):
+    """effective_threshold computed with a wrong dimension (a survivor of the mutation suite)."""
+    der = get("lora_sharp_over")
+    real = sharp.effective_threshold
+    monkeypatch.setattr(sharp, "effective_threshold",
+                        lambda d, k, n, regime=None: real(d, k, n + 3, regime))
+    t = next(t for t in der.extra["truth"] if t.name.startswith("keep threshold at the finite"))
+    cert = check_truth(replace(der, extra={**der.extra, "truth": [t]}), quick_cfg)
+    assert cert.verdict == "error"
+
+
+def test_probability_printed_for_a_bound_is_audited(quick_cfg, monkeypatch):
+    from derivations.theorems import lora_bounds as B
+
+    der = get("lora_bound_over")
+    real = B.lora_bound
+    monkeypatch.setattr(B, "lora_bound", lambda *a, **kw: {**real(*a, **kw),
+                                                          "holds_with_probability": 0.0})
+    cert = check_truth(der, quick_cfg)
+    assert cert.verdict == "error" and "probability" in cert.summary
