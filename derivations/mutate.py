@@ -122,6 +122,12 @@ EQUIVALENT: dict = {
     "derivations/theorems/fft_over.py::formula::const+1::c8fb8976":
         "changes only the variant used by the negative control 'missing k' (k -> 2 instead of "
         "1), which is still rejected; the formula is unchanged",
+    "derivations/theorems/lora_bounds.py::_formula::const+1::425327bb":
+        "changes only the gordon=False branch, used by the negative control 'bound without "
+        "dimension factor' alone (still rejected); the bound is unchanged",
+    "numeric/lora_bounds.py::fft_risk::swap-dim::3e0e2f10":
+        "the regime inference `_regime(d, n, regime)` is bypassed: every caller passes the "
+        "regime explicitly",
     "derivations/theorems/misalign_exact.py::<module>::neg-drop::fbdcab89":
         "step 'even' becomes the tautology N(eps)/Den(eps)^2 = N(eps)/Den(eps)^2: still true; "
         "the proof of evenness is lost but no statement becomes false",

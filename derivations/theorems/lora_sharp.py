@@ -349,7 +349,28 @@ def _truths(regime):
         th = sharp.effective_threshold(pt["d"], pt["k"], pt["n"], regime)
         return {"x": mp.mpf(th), "beta": mp.mpf(min(pt["k"], side)) / max(pt["k"], side)}
 
+    jj, mm = sp.Symbol("j"), sp.Symbol("m")
+
+    def noise_mass(pt):
+        """Upper-tail mass of the Marchenko-Pastur law above the code's location of the j-th kept
+        noise direction, integrated independently (mpmath quad of the density)."""
+        import mpmath as mp
+
+        b_, m_, j_ = pt["beta"], int(pt["m"]), int(pt["j"])
+        lev = float(sharp.mp_noise_levels(b_, m_, j_)[j_ - 1])
+        with mp.workdps(30):
+            lo, hi = (1 - mp.sqrt(b_)) ** 2, (1 + mp.sqrt(b_)) ** 2
+            dens = lambda t: mp.sqrt(max((hi - t) * (t - lo), 0)) / (2 * mp.pi * b_ * t)  # noqa: E731
+            return float(mp.quad(dens, [lev, hi]))
+
+    def noise_points(cfg):
+        rng = np.random.default_rng(stable_seed(cfg.seed, "lora_sharp", "mp-quantile"))
+        return [{"beta": float(rng.uniform(0.1, 0.95)), "m": int(rng.integers(20, 200)),
+                 "j": int(rng.integers(1, 6))} for _ in range(6)]
+
     return (
+        Truth("Marchenko-Pastur location of the j-th kept noise direction (upper-tail mass)",
+              (jj - sp.Rational(1, 2)) / mm, noise_mass, points=noise_points, tol=1e-4),
         Truth("keep threshold at the finite aspect ratio (evaluate, optimal rank)", keep_at,
               lambda pt: sharp.effective_threshold(pt["d"], pt["k"], pt["n"], regime) ** 2,
               points=geo, env=thr_env, tol=1e-8),

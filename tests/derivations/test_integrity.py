@@ -171,3 +171,16 @@ def test_probability_printed_for_a_bound_is_audited(quick_cfg, monkeypatch):
                                                           "holds_with_probability": 0.0})
     cert = check_truth(der, quick_cfg)
     assert cert.verdict == "error" and "probability" in cert.summary
+
+
+def test_noise_quantile_location_is_audited(quick_cfg, monkeypatch):
+    """(j + 1/2)/m instead of (j - 1/2)/m: a survivor of the mutation suite, a few percent of one
+    component of the sharp risk."""
+    import numpy as np
+
+    der = get("lora_sharp_over")
+    monkeypatch.setattr(sharp, "mp_noise_levels", lambda beta, m, count, quantiles=True:
+                        sharp.mp_upper_quantile(beta, (np.arange(1, count + 1) + 0.5) / m))
+    t = [t for t in der.extra["truth"] if t.name.startswith("Marchenko")]
+    cert = check_truth(replace(der, extra={**der.extra, "truth": t}), quick_cfg)
+    assert cert.verdict == "error"
