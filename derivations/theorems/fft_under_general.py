@@ -84,7 +84,7 @@ def formula_naive_bias(p):
 
 
 def simulate(p, trials, gen, device):
-    return estimators.simulate_risk(p, estimators.fft_under, trials, gen, device, chunk=2000)
+    return estimators.simulate_risk(p, estimators.fft, trials, gen, device, chunk=2000)
 
 
 def fixed_point(p, dps, perturb=1):

@@ -41,7 +41,7 @@ def formula(p, bias_factor=True, shift=1, k_factor=True):
 
 
 def simulate(p, trials, gen, device):
-    return estimators.simulate_risk(p, estimators.fft_under, trials, gen, device, chunk=4000)
+    return estimators.simulate_risk(p, estimators.fft, trials, gen, device, chunk=4000)
 
 
 _BASE = dict(d=12, k=3, n=5, r=1, sigma=1.3, shift_sv=(3.0, 2.0, 1.0), cov_eigs=())

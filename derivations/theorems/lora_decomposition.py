@@ -96,7 +96,7 @@ def validate_over(p):
 
 
 def simulate_over(p, trials, gen, device):
-    return estimators.simulate_risk(p, lambda X_, R_: estimators.lora_over(X_, R_, p.r),
+    return estimators.simulate_risk(p, lambda X_, R_: estimators.lora(X_, R_, p.r),
                                     trials, gen, device)
 
 
@@ -212,7 +212,7 @@ def validate_under(p):
 
 
 def simulate_under(p, trials, gen, device):
-    return estimators.simulate_risk(p, lambda X_, R_: estimators.lora_under(X_, R_, p.r),
+    return estimators.simulate_risk(p, lambda X_, R_: estimators.lora(X_, R_, p.r),
                                     trials, gen, device)
 
 

@@ -86,10 +86,26 @@ def _draw(cfg, count, tag, *, eps_scale, big=False, flips=False):
             eigs = np.ones(d)
             eigs[r_ - 1], eigs[r_] = 1 - eta_, 1 + eta_
             angle = coupling = 0.0
-        out.append(make_params(d=d, k=k, n=d + 2, r=r_, sigma=1.0, shift_sv=tuple(sv),
-                               fit_eigs=tuple(eigs), cov_angle=angle, coupling=coupling,
-                               seed=int(rng.integers(1 << 30))))
+        p = make_params(d=d, k=k, n=d + 2, r=r_, sigma=1.0, shift_sv=tuple(sv),
+                        fit_eigs=tuple(eigs), cov_angle=angle, coupling=coupling,
+                        seed=int(rng.integers(1 << 30)))
+        if i == 2:        # the first (high-precision) instances must include a rank r >= 2
+            p = _rank2(cfg, tag, eps_scale, big)
+        out.append(p)
     return out
+
+
+def _rank2(cfg, tag, eps_scale, big):
+    """A rank-2 instance from its own stream (so the other instances do not move)."""
+    rng = np.random.default_rng(stable_seed(cfg.seed, "misalign_bounds", tag, "rank2"))
+    d, k = int(rng.integers(4, 6)), int(rng.integers(3, 5))
+    sv = np.sort(rng.uniform(0.2, 3.0, min(d, k)))[::-1] * (1000.0 if big else 1.0)
+    eigs = rng.uniform(0.6, 1.5, d)
+    angle = float(rng.uniform(-1, 1) * eps_scale)
+    coupling = float(rng.uniform(-1, 1) * eps_scale * np.sqrt(eigs[1] * eigs[2]))
+    return make_params(d=d, k=k, n=d + 2, r=2, sigma=1.0, shift_sv=tuple(sv),
+                       fit_eigs=tuple(eigs), cov_angle=angle, coupling=coupling,
+                       seed=int(rng.integers(1 << 30)))
 
 
 def first_params(cfg):
