@@ -125,6 +125,9 @@ EQUIVALENT: dict = {
     "derivations/theorems/lora_bounds.py::_formula::const+1::425327bb":
         "changes only the gordon=False branch, used by the negative control 'bound without "
         "dimension factor' alone (still rejected); the bound is unchanged",
+    "derivations/theorems/misalign_exact.py::<module>::op-swap::cb8309c3":
+        "changes only the smaller eigenvalue lambda_-, used by the negative control 'smaller "
+        "root' alone (still rejected)",
     "numeric/lora_bounds.py::fft_risk::swap-dim::3e0e2f10":
         "the regime inference `_regime(d, n, regime)` is bypassed: every caller passes the "
         "regime explicitly",
