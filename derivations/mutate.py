@@ -128,6 +128,9 @@ EQUIVALENT: dict = {
     "derivations/theorems/misalign_exact.py::<module>::op-swap::cb8309c3":
         "changes only the smaller eigenvalue lambda_-, used by the negative control 'smaller "
         "root' alone (still rejected)",
+    "derivations/theorems/misalign_bounds.py::<module>::const-1::7deb6f01":
+        "step 'eta' becomes -eta lambda_max(C) <= (1 + eta) lambda_min(C): still true (its left "
+        "side is <= 0); the bound it supports is unchanged and still certified by its own step",
     "numeric/lora_bounds.py::fft_risk::swap-dim::3e0e2f10":
         "the regime inference `_regime(d, n, regime)` is bypassed: every caller passes the "
         "regime explicitly",
