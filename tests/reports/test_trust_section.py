@@ -30,7 +30,8 @@ def _results():
             "results": rows}
 
 
-def test_collects_recorded_results_and_certificates(tmp_path):
+def test_collects_recorded_results_and_certificates(tmp_path, monkeypatch):
+    monkeypatch.setattr(trust, "RECORDED", tmp_path / "none")
     (tmp_path / "mutation").mkdir()
     (tmp_path / "mutation" / "results.json").write_text(json.dumps(_results()))
     (tmp_path / "mutation" / "baseline.json").write_text(json.dumps({"summary": {"baseline": {
@@ -49,9 +50,21 @@ def test_collects_recorded_results_and_certificates(tmp_path):
     assert "Survivors" in body and r"n - d" in body
 
 
-def test_without_results_says_how_to_get_them(tmp_path):
+def test_without_results_says_how_to_get_them(tmp_path, monkeypatch):
+    monkeypatch.setattr(trust, "RECORDED", tmp_path / "none")
     ctx = SimpleNamespace(out_dir=tmp_path / "report", audit=_audit(), quick=True)
     data = trust.compute(ctx)
     assert not data["mutation"]["available"] and data["mutation"]["baseline"] is None
     body = render("sections/trust.tex.j2", data=data, section={"id": "trust"}, audit={})
     assert "was not run" in body and "Not measured" in body
+
+
+def test_falls_back_to_the_recorded_run(tmp_path, monkeypatch):
+    rec = tmp_path / "rec"
+    rec.mkdir()
+    (rec / "results.json").write_text(json.dumps(_results()))
+    monkeypatch.setattr(trust, "RECORDED", rec)
+    data = trust.compute(SimpleNamespace(out_dir=tmp_path / "report", audit=_audit(), quick=True))
+    assert data["mutation"]["available"] and data["mutation"]["recorded"]
+    body = render("sections/trust.tex.j2", data=data, section={"id": "trust"}, audit={})
+    assert "recorded run" in body
