@@ -153,6 +153,8 @@ class Mutant:
     end: int
 
     def apply(self, text: str) -> str:
+        if text[self.start:self.end] != self.original:
+            raise ValueError(f"mutant {self.id}: the file changed since the mutant was generated")
         return text[: self.start] + self.replacement + text[self.end:]
 
 
@@ -483,8 +485,8 @@ def cmd_mutate(args) -> int:
     chosen = everything if args.sample is None else sample(everything, args.sample, args.seed)
     if args.no_mutants:
         chosen = []
-    if args.only:
-        chosen = [m for m in chosen if any(s in m.id for s in args.only)]
+    if args.only:       # over every mutant (ids are content-based: stable when lines move)
+        chosen = [m for m in everything if any(s in m.id for s in args.only)]
     if args.list:
         for m in chosen:
             print(f"{m.id}  line {m.line}: {m.original!r} -> {m.replacement!r}")
