@@ -131,6 +131,9 @@ EQUIVALENT: dict = {
     "derivations/theorems/misalign_bounds.py::<module>::const-1::7deb6f01":
         "step 'eta' becomes -eta lambda_max(C) <= (1 + eta) lambda_min(C): still true (its left "
         "side is <= 0); the bound it supports is unchanged and still certified by its own step",
+    "derivations/theorems/fft_under_general.py::fixed_point::square::1626ce6a":
+        "the isolation test of the root evaluates the residual at root (1 - eps)^2 instead of "
+        "root (1 - eps): the sign change is still certified, the root unchanged",
     "numeric/lora_bounds.py::fft_risk::swap-dim::3e0e2f10":
         "the regime inference `_regime(d, n, regime)` is bypassed: every caller passes the "
         "regime explicitly",
