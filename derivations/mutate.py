@@ -117,6 +117,9 @@ EQUIVALENT: dict = {
     "derivations/theorems/lora_decomposition.py::<module>::swap-dim::1c45d69d":
         "only the declared shape of the symbol M (k x n instead of k x d); its value comes from "
         "its definition, no relation changes",
+    "derivations/theorems/lora_bounds.py::<module>::swap-dim::eab8cb8a":
+        "only the declared shape of the symbol M (k x d instead of k x n); its value comes from "
+        "its definition, no relation changes",
     "derivations/theorems/misalign_exact.py::<module>::const-1::9ed3816a":
         "index [0] -> [-1] of a 1 x 1 matrix: the same element",
     "derivations/theorems/fft_over.py::formula::const+1::c8fb8976":
