@@ -89,8 +89,8 @@ def _draw(cfg, count, tag, *, eps_scale, big=False, flips=False):
         p = make_params(d=d, k=k, n=d + 2, r=r_, sigma=1.0, shift_sv=tuple(sv),
                         fit_eigs=tuple(eigs), cov_angle=angle, coupling=coupling,
                         seed=int(rng.integers(1 << 30)))
-        if i == 2:        # the first (high-precision) instances must include a rank r >= 2
-            p = _rank2(cfg, tag, eps_scale, big)
+        if i == 2:        # the first (high-precision) instances must include a rank r >= 2:
+            out.append(_rank2(cfg, tag, eps_scale, big))   # added, every drawn one is kept
         out.append(p)
     return out
 
