@@ -62,7 +62,8 @@ def _mutation(folder: Path) -> dict:
                                            "false_alarms": b["false_alarms"],
                                            "rate": b["false_alarm_rate"],
                                            "failed": [f"seed {r['seed']}: {', '.join(r['failed'])}"
-                                                      for r in b["runs"] if r["failed"]]}
+                                                      for r in b["runs"] if r["failed"]],
+                                           "note": (base or {}).get("note", "")}
     return out
 
 
