@@ -1,7 +1,9 @@
-"""Run every check of a derivation: its steps, its statement, and its negative controls.
+"""Run every check of a derivation: its integrity, its steps, its statement, its negative controls.
 
-A derivation is certified when every step's every check passes, the statement's checks pass,
-and every negative control is rejected (at least one of its checks fails).  Every step with a
+A derivation is certified when its integrity checks pass (``derivations.integrity``: generic
+check points, numeric code tied to its SymPy expressions, the statement derived by its steps),
+every step's every check passes, the statement's checks pass, and every negative control is
+rejected (at least one of its checks fails).  Every step with a
 ``symbolic`` check also gets the ``formal`` check (Coq; ``derivations.formal``), added here in
 one place; its neutral verdicts (``skipped`` without Coq, ``not formalised`` for a goal beyond
 the tactics) neither certify nor fail a step.  The derivation's named Coq lemmas
@@ -102,29 +104,58 @@ def formal_summary(derivation, batch) -> dict:
             "lemmas": lemmas, "ok": ok}
 
 
-def audit_derivation(derivation: Derivation, cfg, progress=None) -> dict:
+class _Stop(Exception):
+    """Raised in ``stop_on_failure`` mode at the first check that does not pass."""
+
+
+def audit_derivation(derivation: Derivation, cfg, progress=None,
+                     stop_on_failure: bool = False) -> dict:
+    """Audit one derivation.  ``stop_on_failure`` (the mutation suite) returns at the first
+    check that does not pass -- the verdict is then already ``fail`` -- with ``stopped_at``
+    naming it; a normal audit runs everything."""
     from . import formal
+    from .integrity import run_integrity
 
     t0 = time.perf_counter()
     if progress:
         progress(f"{derivation.id}: formal proofs (Coq)")
     batch = formal.prepare(derivation, cfg)
-    steps = []
-    for step in derivation.steps:
+    integrity, steps, stmt_certs, controls = [], [], [], []
+    stopped = None
+
+    def gate(where, ok):
+        nonlocal stopped
+        if stop_on_failure and not ok:
+            stopped = where
+            raise _Stop
+
+    try:
         if progress:
-            progress(f"{derivation.id}: step {step.id}")
-        steps.append(audit_step(step, derivation, cfg))
-    if progress:
-        progress(f"{derivation.id}: statement")
-    stmt_certs = [_statement_cert(c, derivation, cfg) for c in derivation.statement.checks]
-    controls = []
-    for control in derivation.controls:
+            progress(f"{derivation.id}: integrity")
+        for cert in run_integrity(derivation, cfg):
+            integrity.append(cert)
+            gate(f"integrity {cert.method}", cert.verdict == "pass")
+        for step in derivation.steps:
+            if progress:
+                progress(f"{derivation.id}: step {step.id}")
+            steps.append(audit_step(step, derivation, cfg))
+            gate(f"step {step.id}", steps[-1]["verdict"] == "pass")
         if progress:
-            progress(f"{derivation.id}: control {control.name}")
-        controls.append(audit_control(control, derivation, cfg))
-    steps_ok = all(s["verdict"] == "pass" for s in steps)
-    stmt_ok = all(c.verdict == "pass" for c in stmt_certs)
-    controls_ok = all(c["rejected"] for c in controls)
+            progress(f"{derivation.id}: statement")
+        for c in derivation.statement.checks:
+            stmt_certs.append(_statement_cert(c, derivation, cfg))
+            gate(f"statement {c}", stmt_certs[-1].verdict == "pass")
+        for control in derivation.controls:
+            if progress:
+                progress(f"{derivation.id}: control {control.name}")
+            controls.append(audit_control(control, derivation, cfg))
+            gate(f"control {control.name}", controls[-1]["rejected"])
+    except _Stop:
+        pass
+    integrity_ok = all(c.verdict == "pass" for c in integrity) and stopped is None
+    steps_ok = all(s["verdict"] == "pass" for s in steps) and stopped is None
+    stmt_ok = all(c.verdict == "pass" for c in stmt_certs) and stopped is None
+    controls_ok = all(c["rejected"] for c in controls) and stopped is None
     formal_res = formal_summary(derivation, batch)
     return {
         "id": derivation.id,
@@ -132,7 +163,11 @@ def audit_derivation(derivation: Derivation, cfg, progress=None) -> dict:
         "plain_title": derivation.plain_title,
         "kind": derivation.kind,
         "regime": derivation.regime,
-        "verdict": "pass" if (steps_ok and stmt_ok and controls_ok and formal_res["ok"]) else "fail",
+        "verdict": "pass" if (integrity_ok and steps_ok and stmt_ok and controls_ok
+                              and formal_res["ok"]) else "fail",
+        "integrity_ok": integrity_ok,
+        "integrity": [c.as_dict() for c in integrity],
+        "stopped_at": stopped,
         "steps_ok": steps_ok,
         "statement_ok": stmt_ok,
         "controls_ok": controls_ok,

@@ -17,7 +17,7 @@ import sys
 from numeric.errors import InputError
 
 COMMAND_MODULES: tuple[str, ...] = ("reports.cli", "derivations.sensitivity_cli",
-                                   "derivations.spectra_cli")
+                                   "derivations.spectra_cli", "derivations.mutate")
 
 
 def _progress(msg: str) -> None:
@@ -102,6 +102,8 @@ def print_audit_table(report: dict, out=sys.stdout) -> None:
     for r in report["derivations"]:
         print(f"\n== {r['id']} [{r['kind']}] {r.get('plain_title', r['title'])} -- "
               f"{r['verdict'].upper()}", file=out)
+        for c in r.get("integrity", []):
+            print(f"   {'INTEGRITY':<27} {c['method']:<11} {c['verdict']:<5} {c['summary']}", file=out)
         for s in r["steps"]:
             for c in s["certificates"]:
                 print(f"   step {s['id']:<22} {c['method']:<11} {c['verdict']:<5} {c['summary']}", file=out)

@@ -98,6 +98,30 @@ class Control:
                              "function (formula=...), not lhs/rhs, which would be ignored")
 
 
+@dataclass(frozen=True)
+class Truth:
+    """One source of truth: a numeric implementation tied to the SymPy expression it implements.
+
+    The ``source_of_truth`` integrity check (``derivations.integrity``) evaluates ``expr`` with
+    mpmath at ``cfg.dps`` digits and ``value(point)`` (the code the checks, ``evaluate`` or the
+    report use) on random points and requires agreement to ``tol`` (relative).
+
+    ``points``: ``cfg -> [point]``; a point is a ``Params`` (the expression then sees the
+    instance, the scalar parameters and the derivation's definitions it needs) or a plain dict
+    ``{symbol name: number}`` (for formulas in normalised variables such as ``x``, ``beta``).
+    Default: random generic points around the derivation's check points.
+    ``env``: ``(point, dps) -> {symbol name: value}``, extra values (e.g. ``||Delta*||_F^2`` as one
+    symbol, or a fixed point solved numerically and certified by its own step).
+    """
+
+    name: str
+    expr: Any
+    value: Callable
+    points: Callable | None = None
+    env: Callable | None = None
+    tol: float = 1e-9
+
+
 @dataclass
 class Certificate:
     method: str               # checker name

@@ -326,9 +326,48 @@ def evaluate(expr, env: dict, backend):
         for v in vals[1:]:
             out = _maxmin(out, v, isinstance(expr, sp.Max), backend)
         return out
+    if isinstance(expr, sp.Piecewise):   # scalar cases (e.g. detected / undetected spike)
+        for val, cond in expr.args:
+            if cond is sp.true or bool(_relation(cond, env, backend)):
+                return ev(val)
+        raise ValueError(f"no case of {expr} applies")
+    if isinstance(expr, sp.Indexed):     # lam[i] (a list) or bq[j, i] (a matrix), 1-based
+        base = env.get(expr.base.label.name)
+        if base is None:
+            raise MissingValue(f"no value for indexed symbol {expr.base.label.name!r}")
+        idx = [int(ev(i)) - 1 for i in expr.indices]
+        return base[idx[0]] if len(idx) == 1 else base[idx[0], idx[1]]
+    if isinstance(expr, sp.Sum):         # finite sums with integer limits
+        body = expr.function
+        for var, lo, hi in reversed(expr.limits[1:]):
+            body = sp.Sum(body, (var, lo, hi))
+        var, lo, hi = expr.limits[0]
+        out = None
+        for v in range(int(ev(lo)), int(ev(hi)) + 1):
+            e2 = dict(env)
+            e2[var.name] = v
+            term = evaluate(body, e2, backend)
+            out = term if out is None else backend.add(out, term)
+        return out if out is not None else backend.const(0)
     if isinstance(expr, MatrixExpr):
         raise UnsupportedNode(f"matrix node {type(expr).__name__} is not supported by the evaluator")
     raise UnsupportedNode(f"node {type(expr).__name__} ({expr}) is not supported by the evaluator")
+
+
+_RELATIONS = {sp.StrictGreaterThan: lambda a, b: a > b, sp.GreaterThan: lambda a, b: a >= b,
+              sp.StrictLessThan: lambda a, b: a < b, sp.LessThan: lambda a, b: a <= b}
+
+
+def _relation(cond, env, backend):
+    """Truth value of a scalar condition of a ``Piecewise`` (mpmath or plain numbers)."""
+    if isinstance(cond, sp.And):
+        return all(_relation(c, env, backend) for c in cond.args)
+    if isinstance(cond, sp.Or):
+        return any(_relation(c, env, backend) for c in cond.args)
+    op = _RELATIONS.get(type(cond))
+    if op is None:
+        raise UnsupportedNode(f"condition {cond} is not supported by the evaluator")
+    return op(evaluate(cond.lhs, env, backend), evaluate(cond.rhs, env, backend))
 
 
 def _maxmin(a, b, is_max: bool, backend):

@@ -62,13 +62,17 @@ def sweep_figure(out_dir: Path, der_id: str, sweep: dict, param_latex: str) -> d
 def convergence_figure(out_dir: Path, der_id: str, rows: list[dict]) -> dict:
     plt = _plt()
     stem = f"{der_id}-convergence"
-    xs = [r["scale"] for r in rows]
-    es = [100 * r["rel_error"] for r in rows]
-    bars = [200 * r["rel_se"] for r in rows]
+    xs = sorted({r["scale"] for r in rows})
     fig, ax = plt.subplots()
     ax.axhline(0, color="k", lw=0.8)
-    ax.errorbar(xs, es, yerr=bars, fmt="o-", ms=4, color="C0", capsize=3,
-                label=r"(simulation $-$ formula)/formula, $\pm 2$ SE")
+    families = {}
+    for r in rows:                       # several convergence sequences: one line each
+        families.setdefault(r.get("family", ""), []).append(r)
+    for i, (name, fam) in enumerate(families.items()):
+        ax.errorbar([r["scale"] for r in fam], [100 * r["rel_error"] for r in fam],
+                    yerr=[200 * r["rel_se"] for r in fam], fmt="o-", ms=4, color=f"C{i}",
+                    capsize=3, label=(f"{name}: " if name else "")
+                    + r"(simulation $-$ formula)/simulation, $\pm 2$ SE")
     ax.set_xscale("log", base=2)
     ax.set_xticks(xs)
     ax.set_xticklabels([str(x) for x in xs])

@@ -39,6 +39,7 @@ Xp = PInv(X)
 bias_expr = sp.Sum(kappa ** 2 * sp.Sum(bq[j, i] ** 2 * lam[i] / (lam[i] + kappa) ** 2, (i, 1, d)),
                    (j, 1, k)) / (1 - df2)
 var_expr = k * sigma ** 2 * df2 / (1 - df2)
+df2_expr = sp.Sum(lam[i] ** 2 / (lam[i] + kappa) ** 2, (i, 1, d)) / n
 
 
 # ----------------------------------------------------------------------------- numeric hooks
@@ -83,7 +84,7 @@ def formula_naive_bias(p):
 
 
 def simulate(p, trials, gen, device):
-    return estimators.simulate_risk(p, estimators.fft_under, trials, gen, device, chunk=2000)
+    return estimators.simulate_risk(p, estimators.fft, trials, gen, device, chunk=2000)
 
 
 def fixed_point(p, dps, perturb=1):
@@ -96,8 +97,25 @@ def fixed_point(p, dps, perturb=1):
                 "residual_above": fixed_point_residual(w, p.n, root * (1 + eps))}
 
 
-# Convergence: spectrum with three levels in equal thirds, d/n = 3, growing together.
-_CONV = dict(d=60, k=2, n=20, r=1, sigma=1.0, shift_sv=(3.0, 1.5))
+def truth_env(p, dps):
+    """The spectral data the formula's SymPy expression needs, at ``dps`` digits from the
+    mpmath instance (independently of the float64 path of ``formula``); ``kappa`` is the
+    root certified by step *fixed-point*."""
+    from numeric.instances import mp_instance
+
+    inst = mp_instance(p)
+    w, q = mp.eigsy((inst["Sigma"] + inst["Sigma"].T) / 2)
+    lam_ = [w[i_] for i_ in range(w.rows)]
+    # the root of the step's own equation, polished from the solver's value (a wrong solver
+    # cannot move it: the root is unique)
+    f = lambda kap: mp.fsum(x / (x + kap) for x in lam_) - p.n  # noqa: E731
+    kap = mp.findroot(f, solve_kappa([float(x) for x in lam_], p.n, dps))
+    return {"lam": lam_, "bq": inst["Delta"] * q, "kappa": kap}
+
+
+# Convergence: spectrum with three levels in equal thirds, d/n = 3, growing together; k = 25 lies
+# above n at the smallest size and below it at the others (both sides of the output dimension).
+_CONV = dict(d=60, k=25, n=20, r=1, sigma=0.8, shift_sv=(3.0, 1.5))
 _LEVELS = (4.0, 1.0, 0.25)
 
 
@@ -140,7 +158,7 @@ def details(p):
             "variance": float(t["variance"]), "fixed_point_residual": float(t["residual"])}
 
 
-_HP = dict(d=10, k=2, n=4, r=1, sigma=1.0, shift_sv=(2.0, 1.0),
+_HP = dict(d=10, k=2, n=4, r=1, sigma=1.3, shift_sv=(2.0, 1.0),
            cov_eigs=(5.0, 3.0, 2.0, 1.5, 1.0, 1.0, 0.7, 0.5, 0.3, 0.1))
 
 # ------------------------------------------------------------------------------------- steps
@@ -223,5 +241,6 @@ DERIVATIONS = [Derivation(
              r"form; its risk converges to the Hastie--Montanari--Rosset--Tibshirani deterministic "
              r"equivalent, which reduces to theorem 2 at $\Sigma = I$."),
     references=("Hastie, Montanari, Rosset, Tibshirani (Ann. Statist. 2022), Thm 2",),
-    extra={"convergence": convergence, "fixed_point": fixed_point, "evaluate_details": details},
+    extra={"convergence": convergence, "fixed_point": fixed_point, "evaluate_details": details,
+           "truth_env": truth_env, "symbol_values": {"df2": df2_expr}},
 )]

@@ -20,13 +20,15 @@ from __future__ import annotations
 
 import sympy as sp
 
-from numeric.lora_bounds import bound_beats_fft, lora_bound
+from numeric.lora_bounds import bound_beats_fft, fft_risk, lora_bound
 from numeric.params import make_params
 from symbolic.ops import Expect, Frob2, OpNorm, PInv, SigmaMin, TruncSVD
 
 from ..common import (Delta, E, Id, R, S, SigmaHalf, X, d, half, hp_sizes, k, msym, n, r,
                       require, risk, sigma, sym)
-from ..core import Control, Derivation, Justification, Statement, Step
+from ..core import Control, Derivation, Justification, Statement, Step, Truth
+from .fft_over import formula_expr as fft_over_expr
+from .fft_under_iso import formula_expr as fft_under_expr
 from .lora_decomposition import simulate_over, simulate_under
 
 ORDER = 50
@@ -85,9 +87,9 @@ def _details(p, regime):
     return out
 
 
-def _ds_params(d_, n_):
+def _ds_params(d_, n_, cov_eigs=()):
     return lambda cfg: [make_params(d=d_, k=3, n=n_, r=1, sigma=1.0, shift_sv=(2.0,),
-                                    seed=cfg.seed)]
+                                    cov_eigs=cov_eigs, seed=cfg.seed)]
 
 
 # the truncation lemma is searched at rank 1 (where its worst case is largest relative to 8r)
@@ -95,7 +97,44 @@ SEARCH = dict(parametrize={"Delta": "rank_r"}, search_iters=300)
 
 
 def _trunc_params(base):
-    return lambda cfg: hp_sizes(cfg, dict(base, r=1, shift_sv=(3.0,)))
+    """Rank 1 (the worst case relative to 8r) plus rank 2 with two distinct singular values
+    (a constant such as 8r^2 or 16 agrees with 8r at r = 1 only)."""
+    return lambda cfg: (hp_sizes(cfg, dict(base, r=1, shift_sv=(3.0,)))
+                        + hp_sizes(cfg, dict(base, r=2, shift_sv=(3.0, 1.7)), count=2))
+
+
+# the high-probability form that `evaluate` prints, as a SymPy expression (tied to the code)
+bound_over_hp = 8 * r * gordon2_over / (sp.sqrt(n) - sp.sqrt(d) - t) ** 2
+bound_under_hp = (1 - n / d) * Frob2(Delta) + 8 * r * gordon2_under / (sp.sqrt(d) - sp.sqrt(n) - t) ** 2
+
+
+def _truths(regime):
+    if regime == "overdetermined":
+        pts = lambda cfg: [  # noqa: E731 -- t = 1.5 < sqrt n - sqrt d needs a large n
+            make_params(d=5, k=8, n=40, r=2, sigma=0.9, shift_sv=(4.0, 1.5),
+                        cov_eigs=(3.0, 1.5, 1.0, 0.7, 0.4), seed=cfg.seed + 11),
+            make_params(d=3, k=2, n=30, r=1, sigma=1.4, shift_sv=(2.0,), seed=cfg.seed + 12)]
+        hp, fft_e = bound_over_hp, fft_over_expr
+    else:
+        pts = lambda cfg: [  # noqa: E731
+            make_params(d=30, k=8, n=6, r=2, sigma=0.9, shift_sv=(4.0, 1.5), seed=cfg.seed + 11),
+            make_params(d=40, k=3, n=5, r=1, sigma=1.4, shift_sv=(2.0,), seed=cfg.seed + 12)]
+        hp, fft_e = bound_under_hp, fft_under_expr
+    return (
+        Truth("high-probability bound (t = 1.5) printed by evaluate", hp,
+              lambda p: lora_bound(p.d, p.k, p.n, p.sigma, p.r, p.shift_sv, regime, T_DS)["value"],
+              points=pts, env=lambda p, dps: {"t": T_DS}),
+        Truth("FFT risk printed by evaluate", fft_e,
+              lambda p: fft_risk(p.d, p.k, p.n, p.sigma, p.shift_sv, regime), points=pts),
+        Truth("probability of the high-probability form (Davidson-Szarek)",
+              1 - sp.exp(-t ** 2 / 2),
+              lambda p: lora_bound(p.d, p.k, p.n, p.sigma, p.r, p.shift_sv, regime,
+                                   T_DS)["holds_with_probability"],
+              points=pts, env=lambda p, dps: {"t": T_DS}),
+        Truth("the expectation form holds with probability 1", sp.Integer(1),
+              lambda p: lora_bound(p.d, p.k, p.n, p.sigma, p.r, p.shift_sv,
+                                   regime)["holds_with_probability"], points=pts),
+    )
 
 # ------------------------------------------------------------------------------ overdetermined
 _OVER = dict(d=4, k=3, n=12, r=2, sigma=0.8, shift_sv=(3.0, 1.5), cov_eigs=(3.0, 1.5, 1.0, 0.5))
@@ -107,7 +146,7 @@ trunc_over = Step(
                   r"(Weyl), so $\lVert D\rVert_F^2 \le 2r\cdot 4\lVert G\rVert_{op}^2$",
                   "Weyl's inequality; Eckart-Young"),
     ("ineq",), options=dict(search=("Delta", "X", "E"), ineq_params=_trunc_params(
-        dict(d=3, k=3, n=12, sigma=0.8, cov_eigs=(3.0, 1.0, 0.5))), **SEARCH))
+        dict(d=3, k=4, n=12, sigma=0.8, cov_eigs=(3.0, 1.0, 0.5))), **SEARCH))
 
 steps_over = (
     Step("decomposition", risk(DeltaL), "=", Frob2(D_over * Sihalf * SigmaHalf),
@@ -140,7 +179,8 @@ steps_over = (
                        r"$\ge 1 - e^{-t^2/2}$ for a $d\times n$ standard Gaussian $Z$ "
                        r"(the high-probability form of the bound)",
                        "Davidson & Szarek (2001), Thm 2.13"),
-         ("ineq",), options=dict(constants={"t": T_DS}, ineq_params=_ds_params(4, 40))),
+         ("ineq",), options=dict(constants={"t": T_DS},
+                                 ineq_params=_ds_params(4, 40, (3.0, 1.5, 1.0, 0.5)))),
 )
 
 DER_OVER = Derivation(
@@ -191,7 +231,10 @@ DER_OVER = Derivation(
              r"[(\sqrt k+\sqrt d)^2+1]\,d/(n-d-1)$ for $s \le r$: valid, but larger than FFT's exact "
              r"risk $\sigma^2 kd/(n-d-1)$ for every $r \ge 1$, since $8r[(\sqrt k+\sqrt d)^2+1] > k$."),
     references=("Gordon (1985)", "Davidson & Szarek (2001)", "Muirhead (1982)"),
-    extra={"evaluate_details": lambda p: _details(p, "overdetermined")},
+    extra={"evaluate_details": lambda p: _details(p, "overdetermined"),
+           "truth": _truths("overdetermined"),
+           "chain": ("decomposition", "submultiplicativity", "truncation", "second-moment",
+                     "eigenvalue-trace", "inverse-wishart")},
 )
 
 # ----------------------------------------------------------------------------- underdetermined
@@ -200,7 +243,7 @@ _UNDER = dict(d=12, k=3, n=5, r=2, sigma=0.8, shift_sv=(3.0, 1.5))
 trunc_under = Step(
     "truncation", Frob2(D_under), "<=", 8 * r * OpNorm(E) ** 2,
     trunc_over.why, ("ineq",), options=dict(search=("Delta", "X", "E"), ineq_params=_trunc_params(
-        dict(d=8, k=3, n=3, sigma=0.8)), **SEARCH))
+        dict(d=8, k=4, n=3, sigma=0.8)), **SEARCH))
 
 steps_under = (
     Step("decomposition", risk(DeltaL), "=", Frob2(D_under * Xp) + Frob2(Delta * (Id - P)),
@@ -267,13 +310,16 @@ DER_UNDER = Derivation(
     mc_params=lambda cfg: [make_params(**_UNDER, seed=cfg.seed)],
     check_points=lambda cfg: [
         make_params(**_UNDER, seed=cfg.seed),
-        make_params(d=30, k=6, n=6, r=1, sigma=1.0, shift_sv=(4.0,), seed=cfg.seed + 1),
+        make_params(d=30, k=8, n=6, r=1, sigma=1.0, shift_sv=(4.0,), seed=cfg.seed + 1),
     ],
     summary=(r"The same argument under $d > n + 1$, $\Sigma = I$: $\mathbb E\mathcal R(\hat\Delta_L) "
              r"\le (1-n/d)\lVert\Delta^*\rVert_F^2 + 8r\sigma^2[(\sqrt k+\sqrt n)^2+1]\,n/(d-n-1)$, "
              r"again above FFT's exact risk for every $r$ (bias terms are equal)."),
     references=("Gordon (1985)", "Davidson & Szarek (2001)", "Muirhead (1982)"),
-    extra={"evaluate_details": lambda p: _details(p, "underdetermined")},
+    extra={"evaluate_details": lambda p: _details(p, "underdetermined"),
+           "truth": _truths("underdetermined"), "symbol_values": {"Fnorm2": Frob2(Delta)},
+           "chain": ("decomposition", "submultiplicativity", "truncation", "second-moment",
+                     "eigenvalue-trace", "inverse-wishart", "bias-mean")},
 )
 
 DERIVATIONS = [DER_OVER, DER_UNDER]

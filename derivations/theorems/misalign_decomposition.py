@@ -30,7 +30,8 @@ from symbolic.ops import Expect, Frob2, OpNorm, PInv, TruncSVD
 
 from ..common import (Delta, DeltaL, E, Id, P, R, S, Sigma, SigmaHalf, X, half, hp_sizes, k,
                       msym, n, r, require, risk, sym)
-from ..core import Control, Derivation, Justification, Statement, Step
+from ..core import Control, Derivation, Justification, Statement, Step, Truth
+from .misalign_bounds import GENERIC_EXEMPT
 
 ORDER = 62
 
@@ -83,6 +84,13 @@ def over_pieces(p, trials, gen, device, variant=None):
         - estimators.excess_risk(estimators.lora_over(X3, dl @ X3, p.r), dl, sh)
     rhs = b + v + (torch.zeros_like(beta_) if variant is _drop_bias else beta_)
     return lhs, rhs
+
+
+def _value_points(cfg):
+    return [make_params(d=3, k=4, n=8, r=1, sigma=0.5, shift_sv=(2.0, 1.2, 0.5),
+                        fit_eigs=(1.4, 0.7, 1.0), cov_angle=0.6, seed=cfg.seed + 7),
+            make_params(d=4, k=3, n=9, r=2, sigma=0.5, shift_sv=(2.0, 1.3, 1.0),
+                        fit_eigs=(1.6, 0.6, 1.2, 0.9), cov_angle=0.6, seed=cfg.seed + 8)]
 
 
 def validate_point(p):
@@ -155,9 +163,14 @@ over = Derivation(
              r"content is that $\mathbb E\beta_{\mathrm{mis}}(\hat\Sigma)$ is detectably non-zero "
              r"(the control that drops it is rejected) and how large it is."),
     extra={"evaluate_details": mis.point_summary, "pieces_mc": over_pieces,
-           "value_points": lambda cfg: [make_params(d=3, k=3, n=8, r=1, sigma=0.5,
-                                                    shift_sv=(2.0, 1.2, 0.5), fit_eigs=(1.4, 0.7, 1.0),
-                                                    cov_angle=0.6, seed=cfg.seed + 7)],
+           "value_points": _value_points,
+           "generic_exempt": {k_: v_ for k_, v_ in GENERIC_EXEMPT.items() if k_ != "sigma != 1"},
+           "truth_statement": False,
+           "truth": (Truth("noise-free risk b_r + beta_mis(C) (code) vs R(A_C)",
+                           Frob2(TruncSVD(Delta * C ** half, r) * C ** (-half) - Delta),
+                           over_formula, points=_value_points),),
+           "chain_exempt": ("an identity of every realisation, checked at 50 digits by stmt_hp "
+                            "(V is defined as the remainder)"),
            "statement_options": {"hp_params": lambda cfg: hp_sizes(cfg, _OVER)}},
 )
 
@@ -176,7 +189,7 @@ under_defs = (
     ("cross", cross_expr),
 )
 
-_UNDER = dict(d=6, k=3, n=4, r=1, sigma=1.0, shift_sv=(3.0, 2.0, 1.5),
+_UNDER = dict(d=6, k=3, n=4, r=2, sigma=1.3, shift_sv=(3.0, 2.0, 1.5),
               cov_eigs=(10.0, 5.0, 1.0, 1.0, 0.2, 0.1))
 
 
@@ -231,6 +244,50 @@ def under_details(p):
             "mc_mean_cross_bound": float(pc["cross_bound"].mean())}
 
 
+def _cross_draws(p):
+    """One data set (X, E) of the instance, drawn in mpmath from a seed of the point: the same
+    numbers for the SymPy side and (rounded to float64) for the code."""
+    import numpy as np
+
+    from numeric.instances import draw_mp, mp_instance
+
+    from ..checkers import stable_seed
+
+    inst = mp_instance(p)
+    return inst, draw_mp(("X", "E"), inst, np.random.default_rng(stable_seed(p.seed, "cross")))
+
+
+def _cross_code(key):
+    """``numeric.misalignment.under_pieces`` (what evaluate prints) on that data set."""
+    def value(p):
+        import mpmath as mp
+        import torch
+
+        with mp.workdps(30):
+            inst, dr = _cross_draws(p)
+            t = lambda m: torch.tensor([[float(m[i, j]) for j in range(m.cols)]  # noqa: E731
+                                        for i in range(m.rows)], dtype=torch.float64)
+            X_, E_, D_, H_ = t(dr["X"]), t(dr["E"]), t(inst["Delta"]), t(inst["SigmaHalf"])
+        return float(mis.under_pieces(X_[None], E_[None], D_, H_, p.r)[key][0])
+    return value
+
+
+def _cross_points(cfg):
+    return [make_params(**{**_UNDER, "seed": cfg.seed * 100 + i}) for i in range(3)]
+
+
+def _cross_truths():
+    env = lambda p, dps: _cross_draws(p)[1]  # noqa: E731
+    mis_expr = OpNorm((Id - P) * Sigma * P)
+    bound = 2 * sp.sqrt(Frob2(D_u)) * sp.sqrt(Frob2(Delta * (Id - P))) * mis_expr * OpNorm(Xp)
+    pairs = (("variance", Frob2(D_u * Xp * SigmaHalf)),
+             ("bias", Frob2(Delta * (Id - P) * SigmaHalf)), ("cross", chi),
+             ("data_misalignment", mis_expr), ("cross_bound", bound))
+    return tuple(Truth(f"under_pieces {key} (printed by evaluate) vs SymPy", expr,
+                       _cross_code(key), points=_cross_points, env=env, tol=1e-8)
+                 for key, expr in pairs)
+
+
 under_steps = (
     Step("error-split", DeltaL - Delta, "=", D_u * Xp - Delta * (Id - P),
          Justification("algebra", r"$P_r(R)X^+ - \Delta^* = (P_r(M + E) - M)X^+ + \Delta^*(P - I)$ "
@@ -275,12 +332,15 @@ under = Derivation(
     validate=validate_under, formula=lambda p: 0.0, simulate=under_simulate,
     hp_params=lambda cfg: hp_sizes(cfg, _UNDER),
     mc_params=lambda cfg: [make_params(**_UNDER, seed=cfg.seed)],
-    check_points=lambda cfg: [make_params(**_UNDER, seed=5)],
+    check_points=lambda cfg: [make_params(**_UNDER, seed=5),
+                              make_params(d=7, k=5, n=4, r=2, sigma=0.8, shift_sv=(3.0, 1.8, 1.0),
+                                          cov_eigs=(6.0, 3.0, 1.5, 1.0, 0.6, 0.3, 0.15), seed=6)],
     summary=(r"For $n < d$ LoRA's risk splits into variance, FFT's bias $\lVert\Delta^*(I-P)"
              r"\Sigma^{1/2}\rVert^2$ and a cross term $\chi$ that vanishes for $\Sigma = I$ and is "
              r"driven by $\lVert (I-P)\Sigma P\rVert$ otherwise. evaluate gives the clean "
              r"($\Sigma = I$) value $\mathbb E\chi = 0$; simulate measures $\mathbb E\chi$."),
     extra={"evaluate_details": under_details, "pieces_mc": under_pieces,
+           "chain": ("risk-split",), "truth": _cross_truths(),
            "value_label": "E chi for Sigma = I (the clean value, 0); `simulate` measures E chi "
                           "for the given Sigma"},
 )

@@ -25,7 +25,8 @@ from symbolic.ops import Frob2, OpNorm, PInv, TruncSVD
 
 from ..checkers import stable_seed
 from ..common import Delta, Id, half, require, sym
-from ..core import Control, Derivation, Justification, Statement, Step
+from ..core import Control, Derivation, Justification, Statement, Step, Truth
+from .misalign_bounds import GENERIC_EXEMPT
 
 ORDER = 60
 
@@ -193,5 +194,11 @@ DERIVATIONS = [Derivation(
              r"{(a^2c_1 - b^2c_2)^2}\,\varepsilon^2 + O(\varepsilon^4)$: quadratic in the "
              r"misalignment and inversely quadratic in the weighted head/tail gap."),
     references=("Eckart--Young (the rank-1 fit in metric $C$)",),
-    extra={"evaluate_details": details, "leading": leading},
+    extra={"evaluate_details": details, "leading": leading,
+           "generic_exempt": GENERIC_EXEMPT, "truth_statement": False,
+           "truth": (Truth("exact bias (closed-form code) vs its SymPy closed form", closed,
+                           formula),
+                     Truth("leading coefficient (code) vs SymPy", coef, leading)),
+           "chain_exempt": ("a series statement: its coefficient is derived by step leading and "
+                            "the limit is checked at 50 digits by series_hp")},
 )]

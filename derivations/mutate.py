@@ -1,0 +1,569 @@
+"""``lora-audit mutate``: the project's own mutation suite -- how often does the audit reject a
+planted error?
+
+Mutations are generated systematically from the syntax trees of the mathematical code
+(``derivations/theorems/*.py`` -- SymPy statements, steps, definitions, numeric formulas -- and
+the numeric modules ``numeric/{sharp,lora_bounds,ridgeless,misalignment,estimators}.py``), one
+change each:
+
+* ``const+1`` / ``const-1``: a numeric constant in arithmetic changed by one (off-by-one
+  denominators, constants, exponents);
+* ``op-swap``: ``+`` <-> ``-``, ``*`` <-> ``/`` (signs, inverted factors);
+* ``drop-left`` / ``drop-right``: a factor or term dropped (``a*b -> a``, ``a - b -> a``);
+* ``square``: a factor squared (``a*b -> a*b**2``);
+* ``neg-drop``: a unary minus removed (a flipped sign);
+* ``swap-dim``: a dimension swapped for another (``d -> n``, ``k -> d``, ...; names and
+  attributes ``p.d``);
+* ``method-swap``: an estimator primitive replaced by a wrong one (``rsqrt -> sqrt``,
+  ``svdvals -> eigvalsh``...).
+
+Code that is the audit's own (negative controls, check-point tables, instance generators,
+input validation, messages, the source-of-truth tables) is not mutated: a mutation there
+changes what is checked, not the mathematics.  Each mutant is written into a temporary copy of
+the tree and the derivations whose modules import the mutated module (transitively) are
+audited (``--quick`` by default) in a child process that stops at the first check that does
+not pass.  A mutant is *killed* when the audit does not certify it (a failed check, an error,
+a crash or a timeout -- each counted separately), *survived* otherwise.  ``EQUIVALENT`` lists,
+with a reason, mutants whose statement is still true (the suite reports them apart); every
+other survivor is a miss of the audit and is printed.
+
+``--baseline-seeds K`` also audits the unmutated tree at seeds ``0..K-1`` (the false-alarm
+rate).  Results (every mutant, its verdict, the check that caught it) go to ``--json``
+(default ``out/mutation/results.json``), which the report's section "How far to trust this
+audit" reads.
+"""
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from numeric.errors import InputError
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("derivations", "numeric", "symbolic")
+TARGET_FILES = tuple(sorted(str(p.relative_to(ROOT)) for p in (ROOT / "derivations" /
+                                                               "theorems").glob("*.py")
+                            if p.name != "__init__.py")) + (
+    "numeric/sharp.py", "numeric/lora_bounds.py", "numeric/ridgeless.py",
+    "numeric/misalignment.py", "numeric/estimators.py")
+
+# the audit's own code: not the mathematics under test
+SKIP_CALLS = {"Control", "Justification", "make_params", "require", "InputError", "Certificate",
+              "range", "hp_sizes", "print", "generator", "stable_seed", "randn", "summarize",
+              "default_rng", "uniform", "integers", "len", "enumerate", "zip", "dict", "Truth",
+              "lru_cache", "format", "nstr", "isinstance", "round", "linspace", "geomspace",
+              "full", "empty", "sorted", "max_detectable", "_ineq", "replace", "sample_data",
+              "draw_torch", "torch_instance", "mp_instance", "workdps", "Derivation"}
+SKIP_KEYWORDS = {"options", "checks", "seed", "chunk", "trials", "search_iters", "count", "points",
+                 "extra", "summary", "references", "title", "note", "dps", "tol", "test_size",
+                 "jitter", "init_scale", "controls", "check_points", "hp_params", "mc_params",
+                 "assumptions", "conditions", "regime", "kind", "id", "device", "dtype",
+                 "steps", "value_points", "statement_options", "ineq_params", "batch",
+                 "adam_steps", "tag"}
+SKIP_FUNCTIONS = {"validate", "validate_over", "validate_under", "validate_point", "_validate",
+                  "_check", "_check_dims", "_check_sv", "_check_beta", "_regime", "details",
+                  "_details", "under_details", "convergence_study", "_spiked_sim",
+                  "_spiked_draws", "_draw", "_instances", "first_params", "second_params",
+                  "hp_first", "hp_second", "_truths", "_regions", "_spike_points",
+                  "_detected_points", "_geometry_points", "_finite_second", "_first_in_range",
+                  "_value_points", "truth_env", "_trunc_params", "_ds_params", "_conv_params",
+                  "_all_conv_params", "conv_params", "_conv_sim", "_simulated", "convergence",
+                  "_convergence", "check_spiked", "check_two_sample", "check_lora_train",
+                  "_adam_finding", "_drop_bias", "_drop_cross", "formula_no_df2_in_variance",
+                  "formula_isotropic", "formula_naive_bias", "_keep_iff_sides", "_scaled",
+                  "_batches", "_route_value", "_closed_form_risk", "_mp_tail_table",
+                  "bound_beats_fft", "lora_risk_curve", "_simulate_trained", "estimators_loss",
+                  "sample_cov_measures", "_make", "mp_upper_quantile"}
+SKIP_ASSIGN = {"ORDER", "T_DS", "INIT_SCALES", "SEARCH", "_SEARCH", "_CONV", "_BASE", "_OVER",
+               "_UNDER", "_HP", "_MC_BASE", "_LEVELS", "_UNDER_ADAM", "_SPIKE_POINTS",
+               "_SPIKE_M0", "_CHECK_POINTS", "GENERIC_EXEMPT", "SMALL_MATRIX", "NOISE_FREE",
+               "_SPIKE_QUANTITY", "MAPPINGS", "lit"}
+DIMS = {"d": "n", "n": "d", "k": "d"}
+METHODS = {"rsqrt": "sqrt", "svdvals": "eigvalsh", "eigvalsh": "svdvals", "cholesky": "inv",
+           "pinv": "inv"}
+
+# Mutants whose statement is still true, with the reason (reported apart from the catch rate).
+# Filled from the recorded run of the full suite: a survivor is either fixed or listed here.
+EQUIVALENT: dict = {
+    "numeric/estimators.py::simulate_risk::drop-right::25d96000":
+        "every chunk draws `trials` data sets instead of the remainder: more simulated data sets "
+        "of the same law, every expectation unchanged",
+    "derivations/theorems/fft_over.py::formula::const-1::e5119174":
+        "changes only the variant used by the negative control 'missing k' (k -> 0 instead of "
+        "1), which is still rejected; the formula is unchanged",
+    "derivations/theorems/lora_bounds.py::_formula::square::f9be180c":
+        "changes only the gordon=False branch, used by the negative control 'bound without "
+        "dimension factor' alone (still rejected); the bound is unchanged",
+    "numeric/ridgeless.py::solve_kappa::const-1::2b2b2a74":
+        "`hi *= 2` -> `hi *= 1` in the bracket expansion, which never runs: the initial bracket "
+        "max(s) * d already has f(hi) < 0",
+    "numeric/ridgeless.py::solve_kappa::square::9d80a271":
+        "a wider initial bracket for the bisection: the same unique root",
+    "numeric/lora_bounds.py::lora_bound::drop-right::ed807535":
+        "changes only the descriptive text of the formula in the result dictionary",
+    "derivations/theorems/fft_under_general.py::fixed_point::const-1::0ebc1905":
+        "the isolation test of the root uses 1e-5 instead of 1e-6: the sign change is still "
+        "certified, the root unchanged",
+    "derivations/theorems/lora_decomposition.py::<module>::swap-dim::1c45d69d":
+        "only the declared shape of the symbol M (k x n instead of k x d); its value comes from "
+        "its definition, no relation changes",
+    "derivations/theorems/lora_bounds.py::<module>::swap-dim::eab8cb8a":
+        "only the declared shape of the symbol M (k x d instead of k x n); its value comes from "
+        "its definition, no relation changes",
+    "derivations/theorems/misalign_exact.py::<module>::const-1::9ed3816a":
+        "index [0] -> [-1] of a 1 x 1 matrix: the same element",
+    "derivations/theorems/fft_over.py::formula::const+1::c8fb8976":
+        "changes only the variant used by the negative control 'missing k' (k -> 2 instead of "
+        "1), which is still rejected; the formula is unchanged",
+    "derivations/theorems/lora_bounds.py::_formula::const+1::425327bb":
+        "changes only the gordon=False branch, used by the negative control 'bound without "
+        "dimension factor' alone (still rejected); the bound is unchanged",
+    "derivations/theorems/misalign_exact.py::<module>::op-swap::cb8309c3":
+        "changes only the smaller eigenvalue lambda_-, used by the negative control 'smaller "
+        "root' alone (still rejected)",
+    "derivations/theorems/misalign_bounds.py::<module>::const-1::7deb6f01":
+        "step 'eta' becomes -eta lambda_max(C) <= (1 + eta) lambda_min(C): still true (its left "
+        "side is <= 0); the bound it supports is unchanged and still certified by its own step",
+    "derivations/theorems/fft_under_general.py::fixed_point::square::1626ce6a":
+        "the isolation test of the root evaluates the residual at root (1 - eps)^2 instead of "
+        "root (1 - eps): the sign change is still certified, the root unchanged",
+    "numeric/lora_bounds.py::fft_risk::swap-dim::3e0e2f10":
+        "the regime inference `_regime(d, n, regime)` is bypassed: every caller passes the "
+        "regime explicitly",
+    "derivations/theorems/misalign_exact.py::<module>::neg-drop::fbdcab89":
+        "step 'even' becomes the tautology N(eps)/Den(eps)^2 = N(eps)/Den(eps)^2: still true; "
+        "the proof of evenness is lost but no statement becomes false",
+}
+
+
+@dataclass(frozen=True)
+class Mutant:
+    id: str
+    file: str
+    function: str
+    line: int
+    op: str
+    original: str
+    replacement: str
+    start: int          # character offsets in the file's text
+    end: int
+
+    def apply(self, text: str) -> str:
+        if text[self.start:self.end] != self.original:
+            raise ValueError(f"mutant {self.id}: the file changed since the mutant was generated")
+        return text[: self.start] + self.replacement + text[self.end:]
+
+
+# ---------------------------------------------------------------------------- generation
+def _offsets(text: str):
+    starts, pos = [0], 0
+    for line in text.splitlines(keepends=True):
+        pos += len(line)
+        starts.append(pos)
+    return lambda lineno, col: starts[lineno - 1] + col
+
+
+def _call_name(node) -> str:
+    f = node.func
+    return f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")
+
+
+class _Collector(ast.NodeVisitor):
+    def __init__(self, text, path):
+        self.text, self.path, self.off = text, path, _offsets(text)
+        self.scope = ["<module>"]
+        self.skip = 0
+        self.out = []
+
+    # -- context ------------------------------------------------------------------------
+    def _skipping(self, node, fn):
+        self.skip += 1
+        fn(node)
+        self.skip -= 1
+
+    def visit_FunctionDef(self, node):
+        self.scope.append(node.name)
+        if node.name in SKIP_FUNCTIONS:
+            self._skipping(node, self.generic_visit)
+        else:
+            for stmt in node.body:
+                self.visit(stmt)
+        self.scope.pop()
+
+    visit_AsyncFunctionDef = visit_FunctionDef
+
+    def visit_ClassDef(self, node):
+        self._skipping(node, self.generic_visit)
+
+    def visit_Assign(self, node):
+        names = {t.id for t in node.targets if isinstance(t, ast.Name)}
+        if names & SKIP_ASSIGN:
+            return
+        self.generic_visit(node)
+
+    def visit_Raise(self, node):
+        return
+
+    def visit_Expr(self, node):
+        if isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+            return                                   # docstring
+        self.generic_visit(node)
+
+    def visit_JoinedStr(self, node):
+        return
+
+    def visit_Compare(self, node):
+        # comparisons are thresholds and case splits: mutate the constants inside them only
+        self.generic_visit(node)
+
+    def visit_Call(self, node):
+        if _call_name(node) in SKIP_CALLS:
+            return
+        self.visit(node.func)
+        for a in node.args:
+            self.visit(a)
+        for kw in node.keywords:
+            if kw.arg not in SKIP_KEYWORDS:
+                self.visit(kw.value)
+
+    # -- sites ---------------------------------------------------------------------------
+    def _add(self, node, op, new_src):
+        if self.skip:
+            return
+        try:
+            start = self.off(node.lineno, node.col_offset)
+            end = self.off(node.end_lineno, node.end_col_offset)
+        except (AttributeError, IndexError):
+            return
+        orig = self.text[start:end]
+        repl = f"({new_src})"
+        if repl.strip("()") == orig.strip("()"):
+            return
+        func = ".".join(self.scope[1:]) or "<module>"
+        h = hashlib.sha1(f"{self.path}|{func}|{op}|{orig}|{repl}".encode()).hexdigest()[:8]
+        self.out.append(Mutant(f"{self.path}::{func}::{op}::{h}", self.path, func, node.lineno,
+                               op, orig, repl, start, end))
+
+    def visit_Constant(self, node):
+        v = node.value
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            return
+        self._add(node, "const+1", repr(v + 1))
+        self._add(node, "const-1", repr(v - 1))
+
+    def visit_BinOp(self, node):
+        left, right = ast.unparse(node.left), ast.unparse(node.right)
+        swaps = {ast.Add: "-", ast.Sub: "+", ast.Mult: "/", ast.Div: "*"}
+        sym = swaps.get(type(node.op))
+        if sym:
+            self._add(node, "op-swap", f"({left}) {sym} ({right})")
+        if isinstance(node.op, (ast.Mult, ast.Div, ast.Add, ast.Sub, ast.MatMult)):
+            if not isinstance(node.op, (ast.Add, ast.Sub)):
+                self._add(node, "drop-left", right)
+            self._add(node, "drop-right", left)
+        if isinstance(node.op, ast.Mult):
+            self._add(node, "square", f"({left}) * ({right}) ** 2")
+        self.generic_visit(node)
+
+    def visit_UnaryOp(self, node):
+        if isinstance(node.op, ast.USub) and not isinstance(node.operand, ast.Constant):
+            self._add(node, "neg-drop", ast.unparse(node.operand))
+        self.generic_visit(node)
+
+    def visit_Name(self, node):
+        if node.id in DIMS and isinstance(node.ctx, ast.Load):
+            self._add(node, "swap-dim", DIMS[node.id])
+
+    def visit_Attribute(self, node):
+        if node.attr in DIMS and isinstance(node.ctx, ast.Load) and isinstance(node.value, ast.Name):
+            self._add(node, "swap-dim", f"{node.value.id}.{DIMS[node.attr]}")
+        elif node.attr in METHODS:
+            self._add(node, "method-swap", f"{ast.unparse(node.value)}.{METHODS[node.attr]}")
+        self.generic_visit(node)
+
+
+def generate(files=TARGET_FILES, root: Path = ROOT) -> list[Mutant]:
+    """Every mutant of the target files (deterministic order), syntax-checked."""
+    out = []
+    for rel in files:
+        text = (root / rel).read_text(encoding="utf-8")
+        col = _Collector(text, rel)
+        col.visit(ast.parse(text))
+        seen = set()
+        for m in col.out:
+            if m.id in seen:
+                continue
+            seen.add(m.id)
+            if "\n" in m.original:   # a parenthesised expression is valid wherever one was;
+                try:                # only a multi-line original needs the (slow) full parse
+                    ast.parse(m.apply(text))
+                except SyntaxError:
+                    continue
+            out.append(m)
+    return out
+
+
+def sample(mutants, count: int, seed: int = 0) -> list[Mutant]:
+    """A deterministic sample spread over files and operators (round robin over the groups)."""
+    rng = random.Random(seed)
+    groups: dict = {}
+    for m in mutants:
+        groups.setdefault((m.file, m.op), []).append(m)
+    for g in groups.values():
+        rng.shuffle(g)
+    keys = sorted(groups)
+    rng.shuffle(keys)
+    picked = []
+    while len(picked) < count and any(groups.values()):
+        for key in keys:
+            if groups[key] and len(picked) < count:
+                picked.append(groups[key].pop())
+    return picked
+
+
+# ---------------------------------------------------------------------------- affected ids
+def affected_derivations(rel: str) -> list[str]:
+    """Derivation ids whose module imports (transitively) the module of file ``rel``."""
+    from reports.cache import project_dependencies
+
+    from . import registry
+
+    mod = rel[:-3].replace("/", ".")
+    return [d.id for d in registry().values()
+            if d.module is not None and mod in project_dependencies(d.module.__name__)]
+
+
+# ---------------------------------------------------------------------------------- runner
+CHILD = r"""
+import json, sys, traceback
+args = json.loads(sys.argv[1])
+try:
+    from derivations import get
+    from derivations.audit import audit_derivation
+    from derivations.config import make_config
+    import derivations
+    assert derivations.__file__.startswith(args["root"]), derivations.__file__
+    cfg = make_config(quick=args["quick"], seed=args["seed"], device="cpu")
+    out = []
+    for i in args["ids"]:
+        r = audit_derivation(get(i), cfg, stop_on_failure=args["stop"])
+        out.append({"id": i, "verdict": r["verdict"], "stopped_at": r.get("stopped_at")})
+        if r["verdict"] != "pass" and args["stop"]:
+            break
+    print("MUTANT-RESULT " + json.dumps(out), flush=True)
+except Exception as exc:
+    print("MUTANT-CRASH " + json.dumps({"error": repr(exc)[:300],
+                                       "traceback": traceback.format_exc(limit=3)[-600:]}))
+"""
+
+
+def _copy_tree(dst: Path, root: Path = ROOT):
+    for pkg in PACKAGES:
+        shutil.copytree(root / pkg, dst / pkg, ignore=shutil.ignore_patterns("__pycache__"))
+
+
+def run_tree(tree: Path, ids, quick=True, seed=0, timeout=900, stop=True) -> dict:
+    """Audit ``ids`` on the copy ``tree``; returns status, caught_by and seconds."""
+    env = dict(os.environ, PYTHONPATH=str(tree), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
+               PYTHONDONTWRITEBYTECODE="1")
+    args = json.dumps({"ids": list(ids), "quick": quick, "seed": seed, "stop": stop,
+                       "root": str(tree)})
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.run([sys.executable, "-c", CHILD, args], cwd=tree, env=env,
+                              capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"status": "timeout", "caught_by": f"no answer within {timeout} s",
+                "seconds": round(time.perf_counter() - t0, 1)}
+    secs = round(time.perf_counter() - t0, 1)
+    for line in proc.stdout.splitlines():
+        if line.startswith("MUTANT-RESULT "):
+            res = json.loads(line[len("MUTANT-RESULT "):])
+            failed = [r for r in res if r["verdict"] != "pass"]
+            if failed:
+                return {"status": "killed", "caught_by": f"{failed[0]['id']}: "
+                        f"{failed[0]['stopped_at'] or 'not certified'}", "seconds": secs,
+                        "audits": res}
+            return {"status": "survived", "caught_by": None, "seconds": secs, "audits": res}
+        if line.startswith("MUTANT-CRASH "):
+            info = json.loads(line[len("MUTANT-CRASH "):])
+            return {"status": "crashed", "caught_by": info["error"], "seconds": secs}
+    return {"status": "crashed", "caught_by": (proc.stderr.strip().splitlines() or ["?"])[-1][:300],
+            "seconds": secs}
+
+
+def run_mutant(m: Mutant, ids, quick=True, seed=0, timeout=900) -> dict:
+    with tempfile.TemporaryDirectory(prefix="lora-mutant-") as tmp:
+        tree = Path(tmp)
+        _copy_tree(tree)
+        path = tree / m.file
+        path.write_text(m.apply(path.read_text(encoding="utf-8")), encoding="utf-8")
+        return run_tree(tree, ids, quick, seed, timeout)
+
+
+def run_baseline(seeds, quick=True, timeout=3600, ids=None, progress=None) -> list[dict]:
+    """The unmutated tree audited at each seed; ``progress(rows)`` after every seed."""
+    from . import registry
+
+    ids = ids or list(registry())
+    out = []
+    with tempfile.TemporaryDirectory(prefix="lora-baseline-") as tmp:
+        tree = Path(tmp)
+        _copy_tree(tree)
+        for s in seeds:
+            res = run_tree(tree, ids, quick, s, timeout, stop=False)
+            failed = [a["id"] for a in res.get("audits", []) if a["verdict"] != "pass"]
+            out.append({"seed": s, "status": res["status"], "failed": failed,
+                        "seconds": res["seconds"], "detail": res.get("caught_by")})
+            if progress:
+                progress(out)
+    return out
+
+
+def summarize_results(rows, baseline=None) -> dict:
+    judged = [r for r in rows if r["mutant"]["id"] not in EQUIVALENT]
+    equivalent = [dict(r, reason=EQUIVALENT[r["mutant"]["id"]]) for r in rows
+                  if r["mutant"]["id"] in EQUIVALENT]
+    killed = [r for r in judged if r["status"] != "survived"]
+    by = {}
+    for r in judged:
+        by[r["status"]] = by.get(r["status"], 0) + 1
+    out = {"mutants": len(rows), "judged": len(judged), "equivalent": len(equivalent),
+           "killed": len(killed), "by_status": by,
+           "catch_rate": len(killed) / len(judged) if judged else None,
+           "survivors": [r for r in judged if r["status"] == "survived"],
+           "equivalent_mutants": equivalent}
+    if baseline is not None:
+        false = [b for b in baseline if b["status"] != "survived" or b["failed"]]
+        out["baseline"] = {"seeds": [b["seed"] for b in baseline], "runs": baseline,
+                           "false_alarms": len(false),
+                           "false_alarm_rate": len(false) / len(baseline) if baseline else None}
+    return out
+
+
+# ------------------------------------------------------------------------------------- cli
+def merge_results(paths) -> dict:
+    """Several result files of one sample run in parts (e.g. two processes) as one."""
+    parts = [json.loads(Path(p).read_text(encoding="utf-8")) for p in paths]
+    rows, seen = [], set()
+    for part in parts:
+        for r in part["results"]:
+            if r["mutant"]["id"] not in seen:
+                seen.add(r["mutant"]["id"])
+                rows.append(r)
+    baseline = next((p["summary"].get("baseline", {}).get("runs") for p in parts
+                     if p["summary"].get("baseline")), None)
+    prov = next((p["provenance"] for p in parts if p.get("provenance")), None)
+    return {"provenance": prov, "merged_from": [str(p) for p in paths],
+            "partial": any(p.get("partial") for p in parts),
+            "summary": summarize_results(rows, baseline), "results": rows}
+
+
+def cmd_mutate(args) -> int:
+    from numeric.io import write_json_atomic
+    from numeric.provenance import provenance
+
+    if args.merge:
+        merged = merge_results(args.merge)
+        write_json_atomic(args.json, merged)
+        s = merged["summary"]
+        print(f"merged {len(args.merge)} files: {s['killed']}/{s['judged']} mutants rejected "
+              f"({100 * (s['catch_rate'] or 0):.1f} %), {s['equivalent']} equivalent; wrote "
+              f"{args.json}")
+        return 0
+    if args.sample is not None and args.sample < 1:
+        raise InputError(f"--sample must be positive, got {args.sample}")
+    if args.timeout <= 0:
+        raise InputError(f"--timeout must be positive, got {args.timeout}")
+    if args.baseline_seeds < 0:
+        raise InputError(f"--baseline-seeds must be >= 0, got {args.baseline_seeds}")
+    everything = generate()
+    chosen = everything if args.sample is None else sample(everything, args.sample, args.seed)
+    if args.no_mutants:
+        chosen = []
+    if args.only:       # over every mutant (ids are content-based: stable when lines move)
+        chosen = [m for m in everything if any(s in m.id for s in args.only)]
+    if args.list:
+        for m in chosen:
+            print(f"{m.id}  line {m.line}: {m.original!r} -> {m.replacement!r}")
+        print(f"{len(chosen)} of {len(everything)} mutants")
+        return 0
+    print(f"{len(everything)} mutants generated; running {len(chosen)} "
+          f"({'--quick' if args.quick else 'full'} audit of the affected derivations)",
+          file=sys.stderr)
+    rows = []
+    cache_ids: dict = {}
+    for i, m in enumerate(chosen, 1):
+        ids = cache_ids.setdefault(m.file, affected_derivations(m.file))
+        if not ids:
+            continue
+        res = run_mutant(m, ids, quick=args.quick, seed=args.audit_seed, timeout=args.timeout)
+        rows.append({"mutant": asdict(m), "derivations": ids, **res})
+        tag = "EQUIVALENT " if m.id in EQUIVALENT else ""
+        print(f"[{i}/{len(chosen)}] {tag}{res['status']:<8} {res['seconds']:6.1f}s  {m.file}:"
+              f"{m.line} {m.op}: {m.original[:50]!r} -> {m.replacement[:50]!r}  "
+              f"{res.get('caught_by') or ''}"[:260], flush=True)
+        if args.json:      # written after every mutant: an interrupted run keeps its results
+            write_json_atomic(args.json, {"partial": True, "summary": summarize_results(rows),
+                                          "results": rows})
+    baseline = None
+    if args.baseline_seeds:
+        print(f"unmutated audit at seeds 0..{args.baseline_seeds - 1}", file=sys.stderr)
+        def _saved(runs):
+            b = runs[-1]
+            print(f"  seed {b['seed']}: {'pass' if not b['failed'] and b['status'] == 'survived' else 'FALSE ALARM'}"
+                  f" {b['failed'] or ''} ({b['seconds']} s)", flush=True)
+            if args.json:
+                write_json_atomic(args.json, {"partial": True,
+                                              "summary": summarize_results(rows, runs),
+                                              "results": rows})
+        baseline = run_baseline(range(args.baseline_seeds), quick=args.quick, progress=_saved)
+    summ = summarize_results(rows, baseline)
+    print(f"\nMUTATION SUITE: {summ['killed']}/{summ['judged']} mutants rejected "
+          f"({100 * (summ['catch_rate'] or 0):.1f} %), {summ['equivalent']} listed as "
+          f"equivalent; by status {summ['by_status']}")
+    for r in summ["survivors"]:
+        m = r["mutant"]
+        print(f"  SURVIVOR {m['id']}  line {m['line']}: {m['original']!r} -> {m['replacement']!r}")
+    if baseline is not None:
+        b = summ["baseline"]
+        print(f"FALSE ALARMS: {b['false_alarms']}/{len(baseline)} seeds")
+    if args.json:
+        write_json_atomic(args.json, {"provenance": provenance("cpu", config={
+            "quick": args.quick, "audit_seed": args.audit_seed, "sample": args.sample,
+            "sample_seed": args.seed, "generated": len(everything)}),
+            "summary": {k: v for k, v in summ.items()}, "results": rows})
+        print(f"wrote {args.json}")
+    return 0 if not summ["survivors"] and not (baseline and summ["baseline"]["false_alarms"]) else 1
+
+
+def register(sub) -> None:
+    q = sub.add_parser("mutate", help="mutation suite: plant errors, audit, report the catch rate")
+    q.add_argument("--sample", type=int, default=None,
+                   help="run a deterministic sample of this many mutants (default: all)")
+    q.add_argument("--seed", type=int, default=0, help="seed of the sample")
+    q.add_argument("--audit-seed", type=int, default=0, help="seed of the audits")
+    q.add_argument("--full", dest="quick", action="store_false",
+                   help="full audits instead of --quick ones")
+    q.add_argument("--only", nargs="+", default=None, metavar="TEXT",
+                   help="only mutants whose id contains one of these strings")
+    q.add_argument("--timeout", type=float, default=900.0, help="seconds per mutant")
+    q.add_argument("--baseline-seeds", type=int, default=0,
+                   help="also audit the unmutated tree at seeds 0..K-1 (false alarms)")
+    q.add_argument("--list", action="store_true", help="list the mutants and exit")
+    q.add_argument("--merge", nargs="+", default=None, metavar="JSON",
+                   help="merge result files of one sample run in parts into --json, and exit")
+    q.add_argument("--no-mutants", action="store_true",
+                   help="run no mutant (with --baseline-seeds: the false-alarm rate alone)")
+    q.add_argument("--json", default="out/mutation/results.json", metavar="PATH")
+    q.set_defaults(func=cmd_mutate)
