@@ -160,7 +160,8 @@ def percent(x, digits: int = 2) -> str:
 _VERDICT_COLOURS = {"pass": "passgreen", "fail": "failred", "error": "failred",
                     "rejected": "passgreen", "not rejected": "failred", "open": "openamber",
                     "answered": "passgreen", "answered in part": "openamber",
-                    "skipped": "openamber", "not formalised": "openamber"}
+                    "skipped": "openamber", "not formalised": "openamber",
+                    "waived": "openamber"}
 
 
 def verdict(value) -> str:

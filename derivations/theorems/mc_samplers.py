@@ -241,7 +241,10 @@ def _make(regime) -> Derivation:
             r"$\Sigma$ needs $X^\top\Sigma X$ and $X^\top X$ jointly: no fixed-size statistic, "
             r"so \texttt{fft\_under\_general} simulates raw data.)"),
         references=("Bartlett (1933)", "Muirhead (1982), Thm 3.2.14 (Bartlett decomposition)"),
-        extra={"regime": regime},
+        extra={"regime": regime,
+               "no_closed_form": "the statement is an identity in distribution between the fast "
+                                 "sampler and the raw estimator: its value is a Monte Carlo mean, "
+                                 "compared with the raw path"},
     )
 
 

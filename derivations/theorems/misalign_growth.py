@@ -32,6 +32,8 @@ low-rank shift has no bias in any metric.  At the sample covariance ``E tau^2 = 
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import sympy as sp
 
@@ -41,7 +43,7 @@ from symbolic.ops import Frob2, OpNorm, PInv, SigmaMin, SingVal, TruncSVD
 
 from ..checkers import stable_seed
 from ..common import Delta, Id, half, require, sym
-from ..core import Control, Derivation, Justification, Statement, Step
+from ..core import Control, Derivation, Justification, Statement, Step, Truth
 
 ORDER = 62
 
@@ -128,6 +130,32 @@ def formula(p):
     ti = torch_instance(p, "cpu")
     with torch.no_grad():
         return float(sm.pieces(ti["Delta"], ti["C"], p.r)["bound"])
+
+
+def _pieces(p):
+    import torch
+
+    from numeric import sample_misalignment as sm
+    from numeric.instances import torch_instance
+
+    ti = torch_instance(p, "cpu")
+    with torch.no_grad():
+        return sm.pieces(ti["Delta"], ti["C"], p.r)
+
+
+def _piece_env(p, dps):
+    import mpmath as mp
+
+    pc = _pieces(p)
+    return {"tau2": mp.mpf(float(pc["tau2"])), "m0": mp.mpf(float(pc["m0"])),
+            "gamma0": mp.mpf(float(pc["gamma0"])), "etn": mp.mpf(float(pc["et"])),
+            "rho_g": mp.mpf(float(pc["rho"]))}
+
+
+def _bound_value(p):
+    pc = _pieces(p)
+    return float(pc["bound"]) if bool(pc["valid"]) else \
+        float(4 * (1 + pc["rho"]) * pc["tau2"] / (pc["m0"] * (pc["gamma0"] - pc["et"]) ** 2))
 
 
 def details(p):
@@ -230,7 +258,14 @@ derivation = Derivation(
              r"for rank-$r$ approximation (proved in the derivation). An upper bound."),
     references=("Eckart--Young", "this derivation (quadratic-growth lemma)"),
     extra={"evaluate_details": details,
-           "statement_options": _opts(iters=60)},
+           "statement_options": _opts(iters=60),
+           # the statement is multiplied out (beta m0 (gamma0 - eps~)^2 <= 4(1+rho) tau^2); the
+           # numeric formula is the divided bound: tie that assembly to its SymPy form, with the
+           # pieces (tau^2, m0, gamma0, eps~, rho) the code computes, where the bound applies
+           "truth_statement": False,
+           "truth": (Truth("bound assembled from its pieces",
+                           4 * (1 + rho) * tau2 / (m0 * (gamma0 - et) ** 2), _bound_value,
+                           env=_piece_env),)},
 )
 
 DERIVATIONS = [derivation]
