@@ -91,7 +91,8 @@ def _fail_on_s2(point, seed, run, device, predictor):
 def test_interrupted_distributed_sweep_resumes(client, cfg, serial, tmp_path):
     with pytest.raises(RuntimeError, match="interrupted"):
         sens.run_sweep(cfg, tmp_path, "cpu", client=client, compute=_fail_on_s2)
-    kept = len((tmp_path / sens.JOURNAL).read_text().splitlines())
+    journal = tmp_path / sens.JOURNAL       # absent when the failing point came back first
+    kept = len(journal.read_text().splitlines()) if journal.exists() else 0
     assert 0 <= kept < 4
     res = sens.run_sweep(cfg, tmp_path, "cpu")                # resumed serially
     assert res["reused"] == kept and res["computed"] == 4 - kept
