@@ -20,7 +20,7 @@ _DEFAULTS = {
     "mc_outer": (3, 2, "independent conditioning instances per conditional expectation"),
     "max_detectable": (0.03, 0.05, "largest acceptable smallest-detectable relative error"),
     "fast_trials": (640000, 40000, "data sets per end-to-end point simulated by an exact fast "
-                   "sampler (numeric.samplers; the first point always simulates raw data)"),
+                   "sampler (the first point always simulates raw data)"),
     "fast_max_detectable": (0.005, 0.02, "largest acceptable smallest-detectable relative error "
                             "of the end-to-end points simulated by the fast samplers"),
     "asym_trials": (400, 250, "simulated data sets per dimension in convergence checks"),

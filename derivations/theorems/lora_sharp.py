@@ -517,7 +517,7 @@ def _spiked_steps(regime="over"):
                            r"side by $(\rho-1)(x^2+\beta)^2 > 0$)"),
              ("symbolic", "rank_rule"), options={"regime": regime, "points": _RULE_POINTS[regime]},
              note=("the optimal LoRA rank counts the spikes with x > x*_rho, the finite-aspect "
-                   "threshold (numeric.sharp.effective_threshold), which tends to x* only as the "
+                   "threshold, which tends to x* only as the "
                    "aspect ratio n/d (over) or d/n (under) tends to infinity; the rule is checked "
                    "against the sign of the simulated R(keep) - R(drop)")),
     )
@@ -645,7 +645,7 @@ def _make(regime) -> Derivation:
                     "Marchenko & Pastur (1967)", "Muirhead (1982), Thm 3.2.12"),
         extra={"convergence": _convergence(regime), "evaluate_details": _details(regime),
                "regions": _regions(regime), "truth": _truths(regime), "truth_statement": False,
-               "chain_exempt": (r"R_sharp is assembled by numeric.sharp.lora_risk_sharp from the "
+               "chain_exempt": (r"R_sharp is assembled by the sharp-risk code from the "
                                 "per-component costs, each tied to the SymPy expression of its "
                                 "step by source_of_truth; the assembly is checked against the "
                                 "simulated estimator (convergence)")},
