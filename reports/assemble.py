@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .context import (derivation_view, notation_view, params_latex, provenance_view, text_or_tex)
 from .figures import convergence_figure, sweep_figure, write_csv
-from .referee import referee_view
+from .referee import executive_summary, referee_view
 from .render import make_env
 
 
@@ -99,6 +99,12 @@ def assemble(build: Path, cfg, prov, ders, stored, secs, sec_results, res, opts)
     referee = referee_view(sec_views, der_views, der_answers, partial=bool(opts.only))
 
     n_pass = sum(d["verdict"] == "pass" for d in der_views)
+    ok_data = {v["id"]: sec_results[v["id"]]["data"] for v in sec_views if v["ok"]}
+    try:
+        exec_summary = executive_summary(n_pass, len(der_views), ok_data, referee)
+    except Exception as exc:  # noqa: BLE001 -- shown as a failure, never a silent omission
+        failures.append(f"executive summary: {type(exc).__name__}: {exc}")
+        exec_summary = []
     counts = {"formal": 0, "symbolic only": 0, "numeric only": 0}
     for d in der_views:
         for row in d["formal"]["steps"]:
@@ -120,6 +126,7 @@ def assemble(build: Path, cfg, prov, ders, stored, secs, sec_results, res, opts)
         "derivations": der_views,
         "sections": sec_views,
         "referee": referee,
+        "executive_summary": exec_summary,
         "notation": notation_view(),
         "formal": formal_ctx,
         "n_pass": n_pass,

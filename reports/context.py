@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import re
 
-from symbolic.printing import latex, relation_display, relation_latex
+from symbolic.printing import NamedPart, latex, name_parts, relation_display, relation_latex
 from symbolic.registry import OPERATORS, REGISTRY, latex_name
 
 from .render import format_number, latex_escape, percent
@@ -79,7 +79,8 @@ def params_latex(p: dict) -> str:
         parts.append(rf"\lambda_i({latex_name('Sigma')})=({_compress(p['cov_eigs'])})")
     else:
         parts.append(rf"{latex_name('Sigma')}=I")
-    return "$" + ",\\ ".join(parts) + "$"
+    # one math group per parameter: the line may break between them (never shrunk to fit)
+    return ", ".join(f"${x}$" for x in parts)
 
 
 def _fmt_value(v, how="num") -> str:
@@ -129,8 +130,9 @@ def split_columns(header: list, rows: list, width: int = TABLE_WIDTH) -> list:
 
     if not header:
         return [(header, rows)]
-    w = [max([visible_width(str(h))] + [visible_width(str(r[j])) for r in rows]) + 3
-         for j, h in enumerate(header)]
+    # a column wider than WRAP_COLUMN wraps in a paragraph cell (column_spec): it takes that much
+    w = [min(max([visible_width(str(h))] + [visible_width(str(r[j])) for r in rows]),
+             WRAP_COLUMN + 4) + 3 for j, h in enumerate(header)]
     if sum(w) <= width or len(header) <= 2:
         return [(header, rows)]
     groups, cur, used = [], [], w[0]
@@ -143,6 +145,22 @@ def split_columns(header: list, rows: list, width: int = TABLE_WIDTH) -> list:
     groups.append(cur)
     return [([header[0]] + [header[j] for j in g], [[r[0]] + [r[j] for j in g] for r in rows])
             for g in groups]
+
+
+WRAP_COLUMN = 36        # a column wider than this (visible characters) wraps in a paragraph cell
+
+
+def column_spec(header: list, rows: list) -> str:
+    """LaTeX column types: a column too wide for one line (a parameter point) becomes a ragged
+    paragraph column that wraps, so a table fits the page without being shrunk."""
+    from symbolic.printing import visible_width
+
+    spec = []
+    for j, h in enumerate(header):
+        w = max([visible_width(str(h))] + [visible_width(str(r[j])) for r in rows])
+        spec.append(r">{\raggedright\arraybackslash}p{0.42\linewidth}" if w > WRAP_COLUMN
+                    else "l")
+    return "@{}" + " ".join(spec) + "@{}"
 
 
 def evidence_view(evidence: dict, skip=()) -> dict:
@@ -165,7 +183,7 @@ def evidence_view(evidence: dict, skip=()) -> dict:
                 title = latex_escape(key.replace("_", " "))
                 if len(parts) > 1:
                     title += f" (part {i + 1} of {len(parts)})"
-                tables.append({"title": title, "header": h, "rows": rr})
+                tables.append({"title": title, "header": h, "rows": rr, "spec": column_spec(h, rr)})
             continue
         label, how = _EVIDENCE_LABELS.get(key, (latex_escape(key.replace("_", " ")), "num"))
         if isinstance(v, str) and how == "num":
@@ -224,14 +242,31 @@ def formal_view(der, result: dict) -> dict:
     return {"steps": rows, "lemmas": lemmas, "file": f.get("file"), "coqc": f.get("coqc")}
 
 
+def named_display(lhs, rel, rhs, names=()) -> tuple:
+    """A relation for a display with its long sub-expressions named (a derivation's
+    ``extra["display_names"]``: ``[(key, tex, sub-expression)]``, smallest first), and the
+    names it uses with their definitions ``[(tex, definition display)]``: long formulas are
+    named in parts (``where h := ...``), never shrunk."""
+    if not names:
+        return relation_display(lhs, rel, rhs), []
+    (lhs, rhs), defs = name_parts([lhs, rhs], names)
+    return (relation_display(lhs, rel, rhs),
+            [(tex, relation_display(NamedPart("def", tex), ":=", expr)) for tex, expr in defs])
+
+
 def derivation_view(der, result: dict, sweep: dict | None, figures: dict) -> dict:
     st = der.statement
+    names = tuple(der.extra.get("display_names", ()))
+    statement, where = named_display(st.lhs, st.rel, st.rhs, names)
+    used = dict(where)                     # every name of the statement or a step, defined once
     steps = []
     for step, res in zip(der.steps, result["steps"]):
         assert step.id == res["id"], (step.id, res["id"])
+        relation, where = named_display(step.lhs, step.rel, step.rhs, names)
+        used.update(where)
         steps.append({
             "id": step.id,
-            "relation": relation_display(step.lhs, step.rel, step.rhs),
+            "relation": relation, "where": [tex for tex, _ in where],
             "why_kind": step.why.kind,
             "why": step.why.text,
             "reference": step.why.reference,
@@ -274,7 +309,8 @@ def derivation_view(der, result: dict, sweep: dict | None, figures: dict) -> dic
         "summary": der.summary,
         "assumptions": list(der.assumptions),
         "definitions": [_definition_latex(n, e) for n, e in der.definitions],
-        "statement": relation_display(st.lhs, st.rel, st.rhs),
+        "statement": statement,
+        "statement_where": [used[tex] for _, tex, _ in names if tex in used],
         "conditions": list(st.conditions),
         "statement_certificates": [certificate_view(c) for c in result["statement"]["certificates"]],
         "steps": steps,

@@ -25,7 +25,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.colors import TwoSlopeNorm  # noqa: E402
-from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter  # noqa: E402
+from matplotlib.ticker import (FormatStrFormatter, LogLocator, MaxNLocator,  # noqa: E402
+                               NullFormatter)
+
+# drawn at natural size in the report (no scaling): these are the printed sizes, all >= 7 pt
+plt.rcParams.update({"font.size": 8.5, "axes.titlesize": 8.5, "axes.labelsize": 8.5,
+                     "xtick.labelsize": 8, "ytick.labelsize": 8, "legend.fontsize": 7.5,
+                     "pdf.fonttype": 42})
+WIDTH = 6.4             # inches: the report's text width is 6.5 in
 
 VERDICT_STYLE = {"agree": ("tab:green", "o"), "tie": ("tab:orange", "s"),
                  "disagree": ("tab:red", "x")}
@@ -49,7 +56,8 @@ def rank_curves(summary, path: Path) -> Path | None:
     ratios = sorted({r["n_over_d"] for r in rows})
     chosen = [x for x in (_closest([v for v in ratios if v > 1], 2.0),
                           _closest([v for v in ratios if v < 1], 0.5)) if x is not None]
-    fig, axes = plt.subplots(1, len(chosen), figsize=(5.2 * len(chosen), 3.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(chosen), figsize=(WIDTH, 3.4), squeeze=False,
+                             layout="constrained")
     for ax, ratio in zip(axes[0], chosen):
         s_all = sorted({r["s"] for r in rows if r["n_over_d"] == ratio})
         s_show = s_all if len(s_all) <= 5 else [s_all[i] for i in
@@ -62,7 +70,7 @@ def rank_curves(summary, path: Path) -> Path | None:
             c = cmap(j / max(1, len(s_show) - 1))
             rr = [r["r"] for r in sel]
             ax.errorbar(rr, [r["lora_mean"] for r in sel], yerr=[2 * r["lora_se"] for r in sel],
-                        color=c, marker=".", ms=3, lw=1, label=f"s = {s}")
+                        color=c, marker=".", ms=4, lw=1, label=f"$s = {s}$")
             if sel[0]["lora_pred"] is not None:
                 ax.plot(rr, [r["lora_pred"] for r in sel], color=c, ls="--", lw=1)
             p = pts[(ratio, s)]
@@ -75,14 +83,13 @@ def rank_curves(summary, path: Path) -> Path | None:
             ax.axhline(fft[1], color="k", lw=0.8, ls=":", label="FFT (exact formula)")
         p0 = rows[0]
         n = int(round(ratio * p0["d"]))
-        ax.set_title(f"n/d = {ratio:g} (d={p0['d']}, k={p0['k']}, n={n}), SNR {p0['snr']:g}",
-                     fontsize=9)
-        ax.set_xlabel("LoRA rank r")
-        ax.set_ylabel("excess risk")
+        ax.set_title(f"$n/d = {ratio:g}$ ($d={p0['d']}$, $k={p0['k']}$, $n={n}$), "
+                     f"SNR ${p0['snr']:g}$")
+        ax.set_xlabel("LoRA rank $r$")
+        ax.set_ylabel(r"excess risk $\mathcal{R}$")
         ax.set_yscale("log")
-        ax.legend(fontsize=7, ncol=2)
-    fig.suptitle("LoRA risk against its rank: simulated (+-2 SE, solid), sharp prediction "
-                 "(dashed), keep-threshold rank (triangle)", fontsize=9)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))     # ranks: integer ticks
+        ax.legend(ncol=2)
     return _save(fig, path)
 
 
@@ -90,7 +97,7 @@ def optimal_rank(summary, path: Path) -> Path | None:
     pts = [p for p in summary["points"] if p["r_rule"] is not None]
     if not pts:
         return None
-    fig, ax = plt.subplots(figsize=(4.6, 4.2))
+    fig, ax = plt.subplots(figsize=(3.6, 3.3))
     rng = np.random.default_rng(0)
     for verdict, (color, marker) in VERDICT_STYLE.items():
         sel = [p for p in pts if p["rank_verdict"] == verdict]
@@ -101,12 +108,14 @@ def optimal_rank(summary, path: Path) -> Path | None:
                    c=color, marker=marker, s=18, label=f"{verdict} ({len(sel)})")
     top = max(max(p["r_sim"], p["r_rule"]) for p in pts) + 1
     ax.plot([0.5, top], [0.5, top], color="grey", lw=0.8)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("simulated argmin over r")
-    ax.set_ylabel("keep-threshold rank (sharp rule)")
-    ax.set_title("optimal LoRA rank; tie = risks within 4 paired SE", fontsize=9)
-    ax.legend(fontsize=8)
+    # ranks are small integers: linear axes, integer ticks
+    for a in (ax.xaxis, ax.yaxis):
+        a.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlim(0.5, top)
+    ax.set_ylim(0.5, top)
+    ax.set_xlabel(r"simulated $\arg\min_r$ of the risk")
+    ax.set_ylabel("keep-threshold rank $r$ (sharp rule)")
+    ax.legend()
     return _save(fig, path)
 
 
@@ -118,8 +127,13 @@ def phase(summary, path: Path, rules=None) -> Path | None:
     rules = rules or [primary] + [r for r in ("fixed", "matched", "predicted") if r != primary]
     names = list(dict.fromkeys(pl["name"] for pl in planes))
     by = {(pl["rank_rule"], pl["name"]): pl for pl in planes}
-    fig, axes = plt.subplots(len(rules), len(names), figsize=(4.8 * len(names), 4.0 * len(rules)),
+    fig, axes = plt.subplots(len(rules), len(names), figsize=(WIDTH, 2.7 * len(rules) + 0.3),
                              squeeze=False, layout="constrained")
+    # one colour scale for the whole figure: the largest |log2 LoRA/FFT| over every panel
+    lim = max([1e-3] + [float(np.nanmax(np.abs(np.array(pl["log_ratio_sim"], dtype=float))))
+                        / math.log(2) for pl in planes if (pl["rank_rule"] in rules)])
+    norm = TwoSlopeNorm(0.0, -lim, lim)
+    mesh = None
     for i, rule in enumerate(rules):
         for j, name in enumerate(names):
             ax = axes[i][j]
@@ -133,9 +147,7 @@ def phase(summary, path: Path, rules=None) -> Path | None:
             zs = np.array(pl["log_ratio_sim"], dtype=float) / math.log(2)
             zp = np.array([[np.nan if v is None else v / math.log(2) for v in row]
                            for row in pl["log_ratio_pred"]])
-            lim = max(1e-3, float(np.nanmax(np.abs(zs))))
-            mesh = ax.pcolormesh(xs, ys, zs, shading="nearest", cmap="RdBu_r",
-                                 norm=TwoSlopeNorm(0.0, -lim, lim))
+            mesh = ax.pcolormesh(xs, ys, zs, shading="nearest", cmap="RdBu_r", norm=norm)
             if len(xs) > 1 and len(ys) > 1:
                 if np.nanmin(zs) < 0 < np.nanmax(zs):
                     ax.contour(xs, ys, zs, levels=[0], colors="k", linewidths=1.6)
@@ -147,40 +159,41 @@ def phase(summary, path: Path, rules=None) -> Path | None:
                 for b, y in enumerate(ys):
                     w = pl["wins_sim"][b][a]
                     ax.text(x, y, f"{2 ** zs[b, a]:.2f}" + ("" if w != "tie" else "~"),
-                            ha="center", va="center", fontsize=7.5,
+                            ha="center", va="center", fontsize=7,
                             color="k" if abs(zs[b, a]) < 0.6 * lim else "w")
             if xv.min() < 1 < xv.max():      # n = d, placed between its neighbours (log scale)
                 ax.axvline(float(np.interp(0.0, np.log(xv), xs)), color="grey", lw=0.8, ls=":")
             ax.set_xticks(xs)
-            ax.set_xticklabels([f"{v:g}" for v in xv], fontsize=7)
+            ax.set_xticklabels([f"{v:g}" for v in xv])
             ax.set_yticks(ys)
-            ax.set_yticklabels([f"{v:g}" for v in yv], fontsize=7)
-            ax.set_xlabel("n/d", fontsize=8)
-            ax.set_ylabel("true rank s" if pl["y"] == "s" else f"tail alpha ({pl['family']})",
-                          fontsize=8)
-            ax.set_title(f"{name}, LoRA rank: {rule}", fontsize=9)
-            cb = fig.colorbar(mesh, ax=ax, fraction=0.05, pad=0.01)
-            cb.ax.tick_params(labelsize=6)
-            if j == len(names) - 1:
-                cb.set_label("log2(LoRA/FFT), simulated", fontsize=7)
-    fig.suptitle("Where LoRA beats FFT (blue): simulated boundary solid, sharp prediction "
-                 "dashed; cell text = LoRA/FFT, '~' = within 4 SE", fontsize=9)
+            ax.set_yticklabels([f"{v:g}" for v in yv])
+            ax.set_xlabel("$n/d$")
+            ax.set_ylabel("true rank $s$" if pl["y"] == "s"
+                          else rf"tail exponent $\alpha$ ({pl['family']})")
+            ax.set_title(f"{name}, LoRA rank: {rule}")
+    if mesh is not None:                         # the one colour bar of the figure
+        cb = fig.colorbar(mesh, ax=axes, fraction=0.04, pad=0.01)
+        cb.set_label(r"$\log_2(\mathrm{LoRA}/\mathrm{FFT})$, simulated")
     return _save(fig, path)
 
 
 def axes_figure(summary, path: Path) -> Path | None:
     rule = summary["rank_rule"]
     pts = summary["points"]
-    panels = [("tail", "stable_rank", "stable rank of Delta* Sigma^(1/2)"),
-              ("snr", "snr", "SNR = ||Delta* Sigma^(1/2)||_F^2/(k sigma^2)"),
-              ("misalignment", "theta_deg",
-               "rotation angle theta (deg); eps = |high - low| sin(theta) cos(theta)")]
+    panels = [("tail", "stable_rank", r"stable rank of $\Delta^*\Sigma^{1/2}$"),
+              ("snr", "snr", r"SNR $= \Vert\Delta^*\Sigma^{1/2}\Vert_F^2/(k\sigma^2)$"),
+              ("misalignment", "theta_deg", r"rotation angle $\theta$ (degrees)")]
     panels = [pn for pn in panels if any(p["axis"] == pn[0] for p in pts)]
     if not panels:
         return None
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.8 * len(panels), 3.9), squeeze=False,
+    ncol = min(2, len(panels))
+    nrow = -(-len(panels) // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(WIDTH, 3.0 * nrow), squeeze=False,
                              layout="constrained")
-    for ax, (axis, key, label) in zip(axes[0], panels):
+    flat = [a for row in axes for a in row]
+    for a in flat[len(panels):]:
+        a.axis("off")
+    for ax, (axis, key, label) in zip(flat, panels):
         sel = [p for p in pts if p["axis"] == axis]
         groups = sorted({(p["family"], p["n_over_d"]) for p in sel})
         if axis == "tail":      # a readable subset: n/d nearest 0.5, 2 and the largest
@@ -198,7 +211,7 @@ def axes_figure(summary, path: Path) -> Path | None:
             ax.errorbar(xs, [b["ratio_sim"] for b in br],
                         yerr=[2 * b["diff_se"] / p["fft_mean"] for b, p in zip(br, gp)],
                         color=c, marker="o" if fam != "exp" else "s", ms=3, lw=1,
-                        label=f"{fam}, n/d={ratio:g}")
+                        label=f"{fam}, $n/d={ratio:g}$")
             if all(b["ratio_pred"] is not None for b in br):
                 ax.plot(xs, [b["ratio_pred"] for b in br], color=c, ls="--", lw=1)
         ax.axhline(1.0, color="k", lw=0.8)
@@ -211,12 +224,9 @@ def axes_figure(summary, path: Path) -> Path | None:
             axis_.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
             axis_.set_major_formatter(FormatStrFormatter("%g"))
             axis_.set_minor_formatter(NullFormatter())
-        ax.tick_params(labelsize=7)
-        ax.set_xlabel(label, fontsize=8)
-        ax.set_ylabel(f"LoRA/FFT (rank rule: {rule})", fontsize=8)
-        ax.legend(fontsize=7)
-    fig.suptitle("LoRA/FFT along the other axes: simulated (+-2 SE), sharp prediction dashed",
-                 fontsize=9)
+        ax.set_xlabel(label)
+        ax.set_ylabel(f"LoRA/FFT (rank rule: {rule})")
+        ax.legend()
     return _save(fig, path)
 
 

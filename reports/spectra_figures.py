@@ -47,10 +47,10 @@ def spectra_figure(layers: list[dict], path: Path) -> Path | None:
             g = min(x["gd_rank"], sv.size)
             ax.plot([g], [sv[g - 1]], marker="o", color=colour, ms=4)
     ax.set_xlabel("index $i$")
-    ax.set_ylabel(r"$s_i(\Delta W) / s_1(\Delta W)$")
-    ax.set_title("Singular values of the weight differences (dots: Gavish–Donoho rank)", fontsize=10)
+    ax.set_ylabel(r"$\sigma_i(\Delta W) / \sigma_1(\Delta W)$")
+    ax.set_title("Singular values of the weight differences (dots: Gavish–Donoho rank)", fontsize=9)
     if len(shown) <= 8:
-        ax.legend(fontsize=7, frameon=False)
+        ax.legend(fontsize=7.5, frameon=False)
     ax.grid(alpha=0.3)
     return _save(fig, path)
 
@@ -59,7 +59,7 @@ def ranks_figure(layers: list[dict], path: Path) -> Path | None:
     if not layers:
         return None
     x = np.arange(1, len(layers) + 1)
-    fig, ax = plt.subplots(figsize=(max(6.4, 0.25 * len(layers)), 4.0), constrained_layout=True)
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), constrained_layout=True)
     series = [("stable_rank", "stable rank", "o"), ("effective_rank", "entropy effective rank", "s"),
               ("rank90", "90 % energy rank", "^"), ("rank99", "99 % energy rank", "v"),
               ("gd_rank", "Gavish–Donoho rank", "D"), ("keep_rank", "keep-threshold rank", "x")]
@@ -73,7 +73,7 @@ def ranks_figure(layers: list[dict], path: Path) -> Path | None:
     ax.set_ylabel("rank")
     ax.set_xticks(x if len(layers) <= 20 else np.unique(np.linspace(1, len(layers), 20).round()))
     ax.set_ylim(bottom=0)
-    ax.legend(fontsize=7, frameon=False, ncol=2)
+    ax.legend(fontsize=7.5, frameon=False, ncol=2)
     ax.grid(alpha=0.3)
     ax.set_title("Effective ranks of the weight differences by layer", fontsize=10)
     return _save(fig, path)

@@ -104,7 +104,7 @@ def latex(expr) -> str:
 
 
 def relation_latex(lhs, rel: str, rhs) -> str:
-    op = {"=": "=", "<=": r"\le", ">=": r"\ge", "~": r"\simeq"}[rel]
+    op = {"=": "=", "<=": r"\le", ">=": r"\ge", "~": r"\simeq", ":=": ":="}[rel]
     return f"{latex(lhs)} {op} {latex(rhs)}"
 
 
@@ -229,13 +229,50 @@ def _break(expr, room: int) -> list:
     return [t]
 
 
+class NamedPart(sp.Symbol):
+    """A long sub-expression given a short name in a display (``where h := ...``): it prints
+    the LaTeX it was given (the name is defined beside the display, not in the registry)."""
+
+    def __new__(cls, key: str, tex: str):
+        obj = super().__new__(cls, f"_named_{key}")
+        obj._tex = tex
+        return obj
+
+    def _audit_latex(self, printer, **kwargs):
+        return self._tex
+
+
+def name_parts(exprs, names) -> tuple:
+    """``exprs`` with the named sub-expressions replaced by their names, and the definitions
+    (``[(tex name, expr)]``) of the names they use, smallest first.
+
+    ``names``: ``[(key, tex, sub-expression)]``, smallest first; a later sub-expression is
+    itself written with the earlier names (``h`` inside ``K``).  The replacement is SymPy's
+    exact ``subs``, so the named display states the same relation."""
+    out = [e for e in exprs]
+    rewritten = []                              # (symbol, pattern written with earlier names)
+    for key, tex, pattern in names:
+        sym = NamedPart(key, tex)
+        short = pattern
+        for psym, ppat, porig in rewritten:
+            short = short.subs(porig, psym).subs(ppat, psym)
+        out = [e.subs(pattern, sym).subs(short, sym) for e in out]
+        rewritten.append((sym, short, pattern))
+    free = set().union(*(e.free_symbols for e in out))
+    shown = set()
+    for sym, short, _ in reversed(rewritten):   # used by the display or by a shown definition
+        if sym in free or any(sym in p.free_symbols for s2, p, _ in rewritten if s2 in shown):
+            shown.add(sym)
+    return out, [(sym._tex, short) for sym, short, _ in rewritten if sym in shown]
+
+
 def relation_display(lhs, rel: str, rhs, width: int = DISPLAY_WIDTH) -> str:
     """The relation for a display: one line when it fits, else an ``aligned`` block that breaks
     the sides between terms, inside brackets and between factors -- never shrunk to fit."""
     one = relation_latex(lhs, rel, rhs)
     if visible_width(one) <= width:
         return one
-    op = {"=": "=", "<=": r"\le", ">=": r"\ge", "~": r"\simeq"}[rel]
+    op = {"=": "=", "<=": r"\le", ">=": r"\ge", "~": r"\simeq", ":=": ":="}[rel]
     left = latex(lhs)
     if visible_width(left) > width // 2:
         head = _break(lhs, width)
@@ -249,4 +286,4 @@ def relation_display(lhs, rel: str, rhs, width: int = DISPLAY_WIDTH) -> str:
 
 
 __all__ = ["AuditLatexPrinter", "UndefinedSymbolError", "latex", "relation_latex",
-           "relation_display", "visible_width", "ops"]
+           "relation_display", "visible_width", "ops", "NamedPart", "name_parts"]

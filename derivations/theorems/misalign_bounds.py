@@ -363,3 +363,8 @@ second = Derivation(
 )
 
 DERIVATIONS = [first, second]
+
+# -- display only (issue 15): the report names the long parts of the second-order statement and
+# its steps ("where h := ...") instead of shrinking them; the audited expressions are unchanged.
+second.extra["display_names"] = (("h", "h", h), ("dplus", r"\delta_+", gpos),
+                                 ("Kdelta", r"\bar K", K_delta), ("room", r"\omega", room))

@@ -179,7 +179,26 @@ def compute(ctx) -> dict:
                                 "ci_low", "ci_high", "frac_fft_better", "verdict", "sharp_lora",
                                 "predicted_winner")} for r in fals["rows"]]
     verdict = "pass" if all(a["verdict"] == "pass" for a in _audit(ctx)) or not _audit(ctx) else "fail"
-    return {"figures": figs, "convergence": conv, "falsification": {
+    g = fals["grid"]
+    bv = summ["by_verdict"]
+    answers = {"falsification": (
+        rf"Section~\ref{{sec:lora}} runs it: $d = k = {g['d']}$, {g['seeds']} seeds per cell, "
+        rf"{summ['cells']} cells over both regimes, the spike strength, the true rank $s$ and the "
+        rf"LoRA rank $r$. Outcome: {outcome}. LoRA is better in {bv.get('LoRA better', 0)} cells, "
+        rf"no significant difference in {bv.get('no significant difference', 0)}, and in "
+        rf"{bv.get('identical (r >= rank of the fit)', 0)} LoRA is FFT ($r$ reaches the rank of "
+        rf"the fit). The sharp prediction names the winner in "
+        rf"{summ['sharp_prediction_agrees']} of the {summ['sharp_prediction_cells']} cells with "
+        rf"a significant difference.")}
+    if fft_cells:
+        answers["major2"] = (
+            rf"Section~\ref{{sec:lora}}: in the falsification grid FFT wins in {len(fft_cells)} "
+            rf"of {summ['cells']} cells, in {summ['fft_better_with_r_ge_s']} of them with "
+            r"$r \ge s$: FFT wins where the shift has more strong directions than LoRA keeps.")
+    else:
+        answers["major2"] = (rf"Section~\ref{{sec:lora}}: FFT wins in none of the "
+                             rf"{summ['cells']} cells of the falsification grid.")
+    return {"answers": answers,"figures": figs, "convergence": conv, "falsification": {
                 "grid": fals["grid"], "summary": summ, "rows": table, "json": fals["json"],
                 "csv": fals["csv"], "outcome": outcome},
             "audit": _audit(ctx), "adam": adam, "bound_available": all(f["bound_available"] for f in figs),

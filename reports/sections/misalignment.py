@@ -203,7 +203,7 @@ def _fig_exact(ctx, rows):
     ax.set_xlabel(r"coupling $\varepsilon$")
     ax.set_ylabel(r"$\beta_{\mathrm{mis}}$")
     ax.set_title(r"exact bias (dots), $c\varepsilon^2$ (lines), 2nd-order bound (dotted)", fontsize=8)
-    ax.legend(fontsize=6)
+    ax.legend(fontsize=7.5)
     name = f"{SID}-exact.pdf"
     fig.savefig(ctx.out_dir / name)
     plt.close(fig)
@@ -212,12 +212,12 @@ def _fig_exact(ctx, rows):
 
 def _fig_finite(ctx, rows):
     plt = _plt()
-    fig, axes = plt.subplots(1, 2, figsize=(7.2, 3.0))
+    fig, axes = plt.subplots(1, 2, figsize=(6.4, 3.0))
     ax = axes[0]
     for tail in sorted({r["tail"] for r in rows}):
         sub = [r for r in rows if r["tail"] == tail]
         line, = ax.loglog([r["n"] for r in sub], [r["beta_mean"] for r in sub], "o-", ms=3,
-                          label=f"tail {tail:g}: $E\\beta_{{mis}}(\\hat\\Sigma)$")
+                          label=f"$t = {tail:g}$")
         fo = [r for r in sub if r["first_bound_mean_valid"] is not None and r["first_bound_valid_frac"] == 1]
         ax.loglog([r["n"] for r in fo], [r["first_bound_mean_valid"] for r in fo], "--",
                   color=line.get_color(), lw=0.8)
@@ -225,17 +225,17 @@ def _fig_finite(ctx, rows):
         ax.loglog([r["n"] for r in so], [r["second_bound_mean_valid"] for r in so], ":",
                   color=line.get_color(), lw=0.8)
     ax.set_xlabel("$n$ ($d = 8$)")
-    ax.set_ylabel("misalignment bias")
+    ax.set_ylabel(r"misalignment bias $\mathbb{E}\beta_{\mathrm{mis}}$")
     ax.set_title("dashed: 1st-order bound, dotted: 2nd-order", fontsize=8)
-    ax.legend(fontsize=6)
+    ax.legend(fontsize=7.5)
     ax = axes[1]
     for tail in sorted({r["tail"] for r in rows}):
         sub = [r for r in rows if r["tail"] == tail]
         ax.semilogx([r["n"] for r in sub], [100 * r["beta_over_risk"] for r in sub], "o-", ms=3,
-                    label=f"tail {tail:g}")
+                    label=f"tail $t = {tail:g}$")
     ax.set_xlabel("$n$")
-    ax.set_ylabel(r"$E\beta_{\mathrm{mis}} / E\mathcal{R}(\hat\Delta_L)$ (%)")
-    ax.legend(fontsize=6)
+    ax.set_ylabel(r"$\mathbb{E}\beta_{\mathrm{mis}} / \mathbb{E}\mathcal{R}(\hat\Delta_L)$ (%)")
+    ax.legend(fontsize=7.5)
     from matplotlib.ticker import NullFormatter, ScalarFormatter
 
     ns = sorted({r["n"] for r in rows})
@@ -326,10 +326,16 @@ def _fig_sample(ctx, rows):
     """One panel per case: simulated E beta, the law r b_r/(n-r-1), and the three bounds."""
     plt = _plt()
     cases = list(dict.fromkeys(r["case"] for r in rows))
-    fig, axes = plt.subplots(1, len(cases), figsize=(3.0 * len(cases) + 0.6, 3.0), squeeze=False)
+    ncol = min(2, len(cases))
+    nrow = -(-len(cases) // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(6.4, 2.9 * nrow + 0.9), squeeze=False,
+                             layout="constrained")
+    flat = [a for row in axes for a in row]
+    for a in flat[len(cases):]:
+        a.axis("off")
     drawn = {"simulated": True, "law": True, "expectation bound": False,
              "deterministic bound": False, "first order": True}
-    for ax, case in zip(axes[0], cases):
+    for ax, case in zip(flat, cases):
         sub = [r for r in rows if r["case"] == case]
         x = [r["n_over_d"] for r in sub]
         ax.errorbar(x, [r["beta_mean"] for r in sub], yerr=[2 * r["beta_se"] for r in sub],
@@ -352,9 +358,13 @@ def _fig_sample(ctx, rows):
         ax.set_yscale("log")
         ax.axvspan(1, 2, color="C1", alpha=0.08)
         ax.set_xlabel("$n/d$")
-        ax.set_title(case, fontsize=8)
-    axes[0][0].set_ylabel(r"misalignment bias")
-    axes[0][-1].legend(fontsize=5.5, loc="upper right")
+        ax.set_title(case, fontsize=8.5)
+        ax.set_ylabel(r"misalignment bias $\beta_{\mathrm{mis}}$")
+    legend = {}                                  # every line drawn in some panel, once
+    for a in flat[:len(cases)]:
+        for h_, l_ in zip(*a.get_legend_handles_labels()):
+            legend.setdefault(l_, h_)
+    fig.legend(list(legend.values()), list(legend), fontsize=7.5, loc="outside lower center", ncol=2, frameon=False)
     name = f"{SID}-sample.pdf"
     fig.savefig(ctx.out_dir / name)
     plt.close(fig)
@@ -495,7 +505,8 @@ def _answer(data):
     growth = audit.get("misalign_growth", {})
     samp = audit.get("misalign_sample", {})
     n0 = [v for v in ss["mean_bound_n_over_d_min"].values() if v is not None]
-    ans = (r"Section~\ref{sec:misalignment}: for every covariance $C$ LoRA fits in, "
+    ans = (r"Section~\ref{sec:misalignment} (Figure~\ref{fig:misalignment-sample}): for "
+           r"every covariance $C$ LoRA fits in, "
            r"$\beta_{\mathrm{mis}}(C)\le 4(1+\varrho)\tau^2/(m_0(\gamma_0-\tilde\varepsilon)^2)$ "
            r"when $\gamma_0>\tilde\varepsilon$ --- proportional to the tail energy, from a "
            r"quadratic-growth lemma (\texttt{misalign\_growth}, worst ratio found "

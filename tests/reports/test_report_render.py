@@ -112,7 +112,7 @@ def test_referee_cites_only_existing_evidence():
     assert out["major1"]["status"] == "answered" and out["major1"]["evidence"][0]["ref"] == "sec:good"
     assert out["major2"]["status"] == "open" and len(out["major2"]["caveats"]) == 2
     assert out["falsification"]["status"] == "answered"
-    assert out["minor1"]["status"] == "answered"          # the generated notation table
+    assert out["minor1"]["status"] == "answered in part"  # the generated table; prose symbols are not checked
     assert out["minor2"]["status"] == "open" and "checkpoints" in out["minor2"]["would_answer"]
 
 
