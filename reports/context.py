@@ -176,6 +176,8 @@ def evidence_view(evidence: dict, skip=()) -> dict:
             cols = []
             for row in v:
                 cols.extend(c for c in row if c not in cols)
+            # a column with no value in any row says nothing: it is left out, not shown as "--"
+            cols = [c for c in cols if any(row.get(c) is not None for row in v)]
             header = [_COLUMN_LABELS.get(c, latex_escape(c.replace("_", " "))) for c in cols]
             rows = [[_cell(c, row.get(c)) for c in cols] for row in v]
             parts = split_columns(header, rows)
@@ -200,12 +202,24 @@ def evidence_view(evidence: dict, skip=()) -> dict:
 
 # evidence shown elsewhere in the derivation's page (its own table or figure)
 _SHOWN_ELSEWHERE = {"end_to_end": ("points",), "convergence": ()}
+# a formal certificate's evidence is Coq source (script, lemma, axioms, goal hash): it is in the
+# .v file beside the report; the printed report shows its summary and note only
+_FORMAL_SHOWN = ("note",)
+
+
+def tidy_summary(text: str) -> str:
+    """A checker's summary for print: a range whose ends are equal is one number
+    ("1.000-1.000" -> "1.000")."""
+    return re.sub(r"(?<![\d.])(\d+(?:\.\d+)?)-\1(?![\d.])", r"\1", str(text))
 
 
 def certificate_view(cert: dict) -> dict:
-    return {"method": cert["method"], "verdict": cert["verdict"], "summary": cert["summary"],
-            "seconds": cert.get("seconds"),
-            **evidence_view(cert.get("evidence", {}), _SHOWN_ELSEWHERE.get(cert["method"], ()))}
+    ev = cert.get("evidence", {})
+    if cert["method"] == "formal":
+        ev = {k: v for k, v in ev.items() if k in _FORMAL_SHOWN}
+    return {"method": cert["method"], "verdict": cert["verdict"],
+            "summary": tidy_summary(cert["summary"]), "seconds": cert.get("seconds"),
+            **evidence_view(ev, _SHOWN_ELSEWHERE.get(cert["method"], ()))}
 
 
 def _definition_latex(name, expr) -> str:
@@ -279,7 +293,8 @@ def derivation_view(der, result: dict, sweep: dict | None, figures: dict) -> dic
     for c in result["controls"]:
         controls.append({"name": c["name"], "description": c["description"], "target": c["target"],
                          "rejected": c["rejected"],
-                         "by": "; ".join(f"{x['method']}: {x['verdict']} ({x['summary']})"
+                         "by": "; ".join(f"{x['method']} on this wrong statement: {x['verdict']} "
+                                         f"({tidy_summary(x['summary'])})"
                                          for x in c["certificates"])})
     e2e = []
     for cert in result["statement"]["certificates"]:
@@ -311,6 +326,7 @@ def derivation_view(der, result: dict, sweep: dict | None, figures: dict) -> dic
         "definitions": [_definition_latex(n, e) for n, e in der.definitions],
         "statement": statement,
         "statement_where": [used[tex] for _, tex, _ in names if tex in used],
+        "names_note": der.extra.get("display_names_note", "") if used else "",
         "conditions": list(st.conditions),
         "statement_certificates": [certificate_view(c) for c in result["statement"]["certificates"]],
         "steps": steps,

@@ -121,6 +121,12 @@ def referee_view(sections: list[dict], derivations: list[dict], der_answers: dic
     return out
 
 
+def _n(x, digits=2) -> str:
+    from .render import format_number
+
+    return format_number(x, digits)
+
+
 def _pct(x, digits=2) -> str:
     return f"{100 * x:.{digits}g}\\,\\%"
 
@@ -145,7 +151,7 @@ def executive_summary(n_pass: int, n_der: int, data: dict, referee: list[dict]) 
             rf"at most {_pct(ss['beta_over_fft_max'])} of FFT's risk at $\sigma = "
             rf"{cond['sigma']:g}$; the certified bound is of order $rb_r/n$ with leading constant "
             rf"${cond['limit_constant']:.3g}$ but is loose (it exceeds the simulated bias "
-            rf"{ss['mean_bound_ratio_min']:.2g}--{ss['mean_bound_ratio_max']:.2g} times where "
+            rf"{_n(ss['mean_bound_ratio_min'])}--{_n(ss['mean_bound_ratio_max'])} times where "
             r"finite). It is zero when the shift has rank at most $r$."),
             "ref": "sec:misalignment"})
     sen = data.get("sensitivity")

@@ -146,7 +146,7 @@ def _wrap(lines, left, right):
 
 
 def _break(expr, room: int) -> list:
-    """Lines (LaTeX) of ``expr`` each about ``room`` characters wide, broken between terms,
+    r"""Lines (LaTeX) of ``expr`` each about ``room`` characters wide, broken between terms,
     inside brackets (with manual \Bigl/\Bigr, legal across lines) and between factors."""
     t = latex(expr)
     if visible_width(t) <= room or room < 12:

@@ -368,3 +368,5 @@ DERIVATIONS = [first, second]
 # its steps ("where h := ...") instead of shrinking them; the audited expressions are unchanged.
 second.extra["display_names"] = (("h", "h", h), ("dplus", r"\delta_+", gpos),
                                  ("Kdelta", r"\bar K", K_delta), ("room", r"\omega", room))
+second.extra["display_names_note"] = (r"The $K$ of the conditions is $\bar K/\delta_+$ "
+                                      r"(for $\delta > 0$), and $s_r = \sigma_r(\Delta^*)$.")

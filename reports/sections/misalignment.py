@@ -496,7 +496,9 @@ def compute(ctx) -> dict:
 
 
 def _fmt(v, digits=3):
-    return "n/a" if v is None else f"{v:.{digits}g}"
+    from reports.render import format_number
+
+    return "n/a" if v is None else format_number(v, digits)
 
 
 def _answer(data):
