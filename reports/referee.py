@@ -87,7 +87,7 @@ def referee_view(sections: list[dict], derivations: list[dict], der_answers: dic
                                       r"are introduced once, before any result"),
                              "ref": "sec:notation"})
             remains.append(r"symbols written by hand in the prose of the plug-in sections (for "
-                           r"example $s_i$, $h$, $K$, $\tau$ in the misalignment section, each "
+                           r"example $h$, $K$, $\tau$ in the misalignment section, each "
                            r"defined where it is used) are not checked against the registry")
         for sec in sections:
             if cid not in sec["answers"]:
