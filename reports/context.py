@@ -98,9 +98,9 @@ def _fmt_value(v, how="num") -> str:
             elif isinstance(x, (dict, list, tuple)) and len(str(x)) > 60:
                 parts.append(latex_escape(f"{k}: see audit.json"))
             elif isinstance(x, (int, float)) and not isinstance(x, bool):
-                parts.append(latex_escape(f"{k}=") + format_number(x))
+                parts.append(latex_escape(f"{str(k).replace('_', ' ')} = ") + format_number(x))
             else:
-                parts.append(latex_escape(f"{k}={x}"))
+                parts.append(latex_escape(f"{str(k).replace('_', ' ')}: {x}"))
         return ", ".join(parts)
     if isinstance(v, (list, tuple)) and len(str(v)) > 120:
         return latex_escape("(long list: see audit.json)")
@@ -210,7 +210,11 @@ _FORMAL_SHOWN = ("note",)
 def tidy_summary(text: str) -> str:
     """A checker's summary for print: a range whose ends are equal is one number
     ("1.000-1.000" -> "1.000")."""
-    return re.sub(r"(?<![\d.])(\d+(?:\.\d+)?)-\1(?![\d.])", r"\1", str(text))
+    text = re.sub(r"(?<![\d.])(\d+(?:\.\d+)?)-\1(?![\d.])", r"\1", str(text))
+    # a SymPy difference printed as code ("lhs - rhs = sa**2*c11 ...") says only that it is
+    # not zero; the expression itself is in audit.json
+    return re.sub(r"lhs - rhs = [^;)]*(\*\*|\w\*\w)[^;]*?(?=\)?$|;)",
+                  "lhs - rhs is not identically 0", text)
 
 
 def certificate_view(cert: dict) -> dict:

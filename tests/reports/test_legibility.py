@@ -48,3 +48,8 @@ def test_equal_range_ends_print_once_and_real_ranges_stay():
         "halving divides the gap by 1.000 (x)"
     assert tidy_summary("ratio 1.0-2.0") == "ratio 1.0-2.0"
     assert tidy_summary("seed 11-112") == "seed 11-112"
+
+
+def test_sympy_code_in_a_summary_is_not_printed():
+    assert tidy_summary("lhs - rhs = Fnorm2*n*(-d + n)/d**2") == "lhs - rhs is not identically 0"
+    assert tidy_summary("lhs - rhs = 0") == "lhs - rhs = 0"
