@@ -198,7 +198,8 @@ def executive_summary(n_pass: int, n_der: int, data: dict, referee: list[dict]) 
             txt += (r"; the least sensitive Monte Carlo check could detect a relative error of "
                     rf"{_pct(tr['worst_detectable'])}")
         out.append({"text": txt + ".", "ref": "sec:trust"})
-    partial = [c["title"].split(":")[0] for c in referee if c["status"] != "answered"]
+    partial = [c["title"].split(":")[0].split(" (")[0].lower() for c in referee
+               if c["status"] != "answered"]
     if partial:
         out.append({"text": ("Answered only in part or open (what remains is stated with each "
                              "answer): " + "; ".join(partial) + "."), "ref": "sec:referee"})
