@@ -1,4 +1,4 @@
-"""``lora-audit sensitivity``: the sensitivity sweep of issue 6 from the command line.
+"""``lora-audit sensitivity``: the sensitivity sweep from the command line.
 
     lora-audit sensitivity [--config FILE.toml] [--set SECTION.KEY=VALUE ...] [--out DIR]
                            [--quick] [--fresh] [--seed N] [--device auto|cpu|cuda]
@@ -180,7 +180,7 @@ def cmd_sensitivity(args) -> int:
 def register(subparsers) -> None:
     q = subparsers.add_parser(
         "sensitivity", help="sweep rank, tail, n/d, SNR, misalignment: LoRA vs FFT (resumable)",
-        description="Sensitivity sweep (issue 6). Config schema and defaults: "
+        description="Sensitivity sweep. Config schema and defaults: "
                     "numeric/sensitivity_config.py; example: numeric/sensitivity_default.toml.")
     q.add_argument("--config", metavar="FILE.toml", help="TOML configuration (see the schema)")
     q.add_argument("--set", nargs="+", action="extend", default=[], metavar="SECTION.KEY=VALUE",

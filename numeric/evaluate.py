@@ -132,9 +132,6 @@ class MpBackend:
     def sqrt(self, a):
         return mp.sqrt(a)
 
-    def to_float(self, v):
-        return v
-
 
 class TorchBackend:
     """torch tensors with an optional leading batch dimension; float64 by default."""
@@ -223,9 +220,6 @@ class TorchBackend:
 
     def sqrt(self, a):
         return a ** 0.5
-
-    def to_float(self, v):
-        return v
 
 
 # --------------------------------------------------------------------------------------------
