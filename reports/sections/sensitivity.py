@@ -91,9 +91,8 @@ def _phase_text(plane):
 
 
 def compute(ctx) -> dict:
-    from derivations.sensitivity_cli import execute
     from numeric import sensitivity as sens
-    from numeric import sensitivity_config as sconf
+    from numeric.sensitivity import config as sconf
     from numeric.io import write_json_atomic, write_text_atomic
     from reports.sensitivity_figures import make_figures
 
@@ -108,8 +107,7 @@ def compute(ctx) -> dict:
             state["last"] = decile
             ctx.progress(f"sensitivity sweep {done}/{total} ({'reused' if reused else label})")
 
-    res = execute(cfg, sweep_dir, ctx.device, progress=progress, figures=False)
-    summary = res["summary"]
+    summary = sens.run(cfg, sweep_dir, ctx.device, progress=progress).summary
     out = Path(ctx.out_dir)
     figs = make_figures(summary, out, prefix=SID)
     write_text_atomic(out / f"{SID}-results.csv", sens.to_csv(summary["rows"]))
@@ -204,8 +202,8 @@ def _falsification_view(out_dir: Path):
 SECTION = Section(
     id=SID, title="Sensitivity to the rank of the shift: where LoRA wins", order=60,
     compute=compute, template="sections/sensitivity.tex.j2",
-    sources=("numeric.sensitivity", "numeric.sensitivity_config", "numeric.sharp",
-             "numeric.estimators", "reports.sensitivity_figures", "derivations.sensitivity_cli",
+    sources=("numeric.sensitivity", "numeric.sensitivity.config", "numeric.sharp",
+             "numeric.estimators", "reports.sensitivity_figures",
              "numeric.falsification", "reports.sections.lora"),
     answers={"major2": r"Section~\ref{sec:sensitivity} sweeps the shift's exact rank $s$, its "
                        r"spectral tail, $n/d$, the SNR and the misalignment, simulating LoRA at "

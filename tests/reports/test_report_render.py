@@ -148,7 +148,7 @@ def test_sensitivity_sweep_folder_follows_the_report_not_the_cwd(tmp_path, monke
     said; it now lives in the context's work folder (the cache), else inside out_dir."""
     from types import SimpleNamespace
 
-    import derivations.sensitivity_cli as scli
+    import numeric.sensitivity as sens
     from reports.sections import sensitivity as sec
 
     seen = []
@@ -156,11 +156,11 @@ def test_sensitivity_sweep_folder_follows_the_report_not_the_cwd(tmp_path, monke
     class Stop(Exception):
         pass
 
-    def fake_execute(cfg, out_dir, device, **kw):
+    def fake_run(cfg, out_dir, device, **kw):
         seen.append(out_dir)
         raise Stop
 
-    monkeypatch.setattr(scli, "execute", fake_execute)
+    monkeypatch.setattr(sens, "run", fake_run)
     monkeypatch.chdir(tmp_path)
     for work, expect in ((tmp_path / "cache" / "work", tmp_path / "cache" / "work"),
                          (None, tmp_path / "build" / ".work")):
