@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 
+from ..sharp import _regime
 from ..stats import Z_PASS, summarize
 from . import instances, journal
 from .instances import effective_ranks, make_instance
@@ -21,7 +22,7 @@ from .instances import effective_ranks, make_instance
 CHUNK = 25          # trials per independently seeded draw (batches are whole chunks)
 CODE_MODULES = ("numeric.estimators", "numeric.sharp", "numeric.instances", "numeric.device",
                 "numeric.stats", "numeric.samplers")
-POINT_FUNCTIONS = ("CHUNK", "point_seed", "profile", "effective_ranks", "_haar",
+POINT_FUNCTIONS = ("CHUNK", "point_seed", "profile", "effective_ranks",
                    "misalignment_eps", "make_instance", "rank_risks", "_chunk_seed", "_chunk_risks",
                    "_paired", "_predict", "compute_point",
                    "_agreement")
@@ -104,7 +105,7 @@ def _paired(a, b=None):
 def _predict(predictor, point, inst, q):
     """Sharp predictions per rank (None where the theory does not apply: Sigma != I under)."""
     d, k, n, sig = point["d"], point["k"], point["n"], point["sigma"]
-    over = n >= d
+    over = _regime(d, n, None) == "over"
     if not over and not inst["isotropic"]:
         return None
     sv = [float(v) for v in inst["sv_weighted"]]
@@ -132,9 +133,10 @@ def compute_point(point: dict, seed: int, run: dict, device, predictor) -> dict:
     q_cap = min(d, k, n)
     q = min(point["r_max"] or q_cap, q_cap)
     t = lambda a: torch.as_tensor(a, dtype=torch.float64, device=device)  # noqa: E731
+    regime = _regime(d, n, None)
     tinst = {"d": d, "k": k, "n": n, "sigma": point["sigma"], "Delta": t(inst["Delta"]),
-             "SigmaHalf": t(inst["SigmaHalf"]), "regime": "over" if n >= d else "under",
-             "fast": n >= d or inst["isotropic"]}
+             "SigmaHalf": t(inst["SigmaHalf"]), "regime": regime,
+             "fast": regime == "over" or inst["isotropic"]}
     # Reproducibility contract (module docstring): every chunk of CHUNK data sets is drawn from
     # its own generator AND computed by its own kernel calls, whose shapes depend on the point
     # only.  ``run.batch`` groups chunks between transfers off the device; it never changes the
@@ -174,7 +176,7 @@ def compute_point(point: dict, seed: int, run: dict, device, predictor) -> dict:
                        ratio_pred=p["risk"] / pred["fft"])
             row.update(_agreement(m, se, p["risk"], tol))
         ranks.append(row)
-    rec = {"n": n, "regime": "over" if n >= d else "under", "q": q,
+    rec = {"n": n, "regime": regime, "q": q,
            "sv_weighted": [float(v) for v in inst["sv_weighted"]],
            "eps": inst["eps"], **effective_ranks(inst["sv_weighted"]),
            "risk_rank0": float(np.sum(inst["sv_weighted"] ** 2)),

@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from ..errors import InputError
+from ..instances import haar
 
 
 def profile(shape: dict, m: int) -> np.ndarray:
@@ -31,11 +32,6 @@ def effective_ranks(sv) -> dict:
             "entropy_rank": float(np.exp(-(p * np.log(p)).sum()))}
 
 
-def _haar(rng, m):
-    q, r = np.linalg.qr(rng.standard_normal((m, m)))
-    return q * np.sign(np.diag(r))
-
-
 def misalignment_eps(delta: np.ndarray, sigma_m: np.ndarray, h: int) -> float:
     """``||Q_perp Sigma Q||_op`` with ``Q`` the projector on the top-``h`` row space of Delta*."""
     _, _, vt = np.linalg.svd(delta)
@@ -49,7 +45,7 @@ def make_instance(point: dict, seed: int) -> dict:
     d, k = point["d"], point["k"]
     m = min(d, k)
     rng = np.random.default_rng([seed, 6])
-    u, v = _haar(rng, k), _haar(rng, d)
+    u, v = haar(rng.standard_normal((k, k))), haar(rng.standard_normal((d, d)))
     prof = profile(point["shape"], m)
     cov = point["cov"]
     if cov["kind"] == "identity":
