@@ -27,7 +27,7 @@ def large_point() -> int:
     from numeric import sensitivity as sens
     from numeric.sensitivity import config as sconf
 
-    path = Path(__file__).parent / "sensitivity" / "large.toml"
+    path = sconf.LARGE_CONFIG
     cfg = sconf.load(path)
     entries = sens.build_grid(cfg)
     worst = max(entries, key=lambda e: e["point"]["n"])
