@@ -107,7 +107,8 @@ def compute(ctx) -> dict:
             state["last"] = decile
             ctx.progress(f"sensitivity sweep {done}/{total} ({'reused' if reused else label})")
 
-    summary = sens.run(cfg, sweep_dir, ctx.device, progress=progress).summary
+    res = sens.run(cfg, sweep_dir, ctx.device, progress=progress)
+    summary = res.summary
     out = Path(ctx.out_dir)
     figs = make_figures(summary, out, prefix=SID)
     write_text_atomic(out / f"{SID}-results.csv", sens.to_csv(summary["rows"]))
@@ -144,8 +145,8 @@ def compute(ctx) -> dict:
         "quick": ctx.quick, "d": b["d"], "k": b["k"], "sigma": b["sigma"], "snr": b["snr"],
         "trials": cfg["run"]["trials"], "seed": cfg["run"]["seed"], "tol": tol,
         "fixed_rank": cfg["phase"]["fixed_rank"], "rank_rule": rule,
-        "points": res["unique_points"], "computed": res["computed"], "reused": res["reused"],
-        "sweep_seconds": res["sweep_seconds"], "sweep_dir": str(sweep_dir),
+        "points": res.unique_points, "computed": res.computed, "reused": res.reused,
+        "sweep_seconds": res.sweep_seconds, "sweep_dir": str(sweep_dir),
         "headline": {rr: [dict(key=k, **v) for k, v in head[rr].items() if k != "prediction"]
                      for rr in head},
         "prediction": head[rule]["prediction"],
