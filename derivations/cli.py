@@ -183,7 +183,7 @@ def simulate_point(der_id: str, params, trials: int | None, seed: int, device="a
     if seed < 0:
         raise InputError(f"--seed must be a non-negative integer, got {seed}")
     from numeric.device import describe, generator, resolve
-    from numeric.stats import summarize
+    from numeric.stats import compare
 
     from . import get
     from .checkers import stable_seed
@@ -212,13 +212,10 @@ def simulate_point(der_id: str, params, trials: int | None, seed: int, device="a
         done += b
         if trials > chunk and progress:
             progress(f"simulate {der.id}: {done}/{trials} data sets")
-    samples = torch.cat(parts)
-    summ = summarize(samples)
-    value = float(der.formula(params))
-    return {"id": der.id, "params": params.as_dict(), "mean": summ.mean, "se": summ.se,
-            "trials": summ.trials, "seed": seed, "device": describe(dev),
-            "formula": value, "z": summ.z(value),
-            "relative_error": (summ.mean - value) / value if value else None}
+    c = compare(torch.cat(parts), der.formula(params))
+    return {"id": der.id, "params": params.as_dict(), "mean": c["mean"], "se": c["se"],
+            "trials": c["trials"], "seed": seed, "device": describe(dev),
+            "formula": c["formula"], "z": c["z"], "relative_error": c["rel_error"]}
 
 
 def cmd_evaluate(args) -> int:

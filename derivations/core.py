@@ -19,7 +19,6 @@ JUSTIFICATION_KINDS = ("definition", "algebra", "lemma", "expectation", "inequal
                        "literature", "asymptotic", "numerical")
 RELATIONS = ("=", "<=", ">=", "~")
 STATEMENT_KINDS = ("exact", "asymptotic", "bound")
-VERDICTS = ("pass", "fail", "error", "skipped", "not formalised", "waived")
 # verdicts that neither certify nor refute: a check that could not run (``skipped``, e.g. no
 # Coq installed) or a goal beyond the proof assistant's tactics (``not formalised``)
 NEUTRAL_VERDICTS = ("skipped", "not formalised")

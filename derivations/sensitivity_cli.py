@@ -1,11 +1,11 @@
-"""``lora-audit sensitivity``: the sensitivity sweep of issue 6 from the command line.
+"""``lora-audit sensitivity``: the sensitivity sweep from the command line.
 
     lora-audit sensitivity [--config FILE.toml] [--set SECTION.KEY=VALUE ...] [--out DIR]
                            [--quick] [--fresh] [--seed N] [--device auto|cpu|cuda]
                            [--print-config] [--no-figures]
 
 The configuration schema, its defaults and their meanings are in
-``numeric/sensitivity_config.py`` (one table); ``numeric/sensitivity_default.toml`` is the
+``numeric/sensitivity/config.py`` (one table); ``numeric/sensitivity/default.toml`` is the
 documented example.  Results go to ``--out`` (default ``out/sensitivity``, or
 ``out/sensitivity-quick`` with ``--quick``): ``points.jsonl`` (the resumable journal),
 ``results.json`` (provenance, configuration, every number), ``results.csv`` (one row per point
@@ -15,7 +15,7 @@ recomputed (``--fresh`` starts over).  Exit status: 0 done, 2 bad input (a messa
 key), 130 interrupted (finished points are kept).
 
 This module imports ``reports.sensitivity_figures`` lazily (figures only), as the command-line
-glue between the engine (``numeric.sensitivity``) and the figures.
+glue between the sweep (``numeric.sensitivity.run``) and the figures.
 """
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ def check_sweep_out(out_arg) -> Path:
     is not a sweep of this tool (its files would be overwritten)."""
     from numeric.errors import InputError
     from numeric.io import check_dir_writable
-    from numeric.sensitivity import JOURNAL
+    from numeric.sensitivity.journal import JOURNAL
 
     out = check_dir_writable(out_arg, "--out")
     if (out.is_dir() and any(out.iterdir()) and not (out / SWEEP_MARKER).exists()
@@ -82,34 +82,26 @@ def default_out(quick: bool) -> Path:
 
 
 def execute(cfg: dict, out_dir, device, *, fresh=False, progress=None, figures=True,
-            predictor=None, client=None) -> dict:
-    """Run/resume the sweep, write CSV/JSON (and figures); returns the summary and file names."""
+            predictor=None, client=None):
+    """``numeric.sensitivity.run`` (sweep, CSV/JSON), then the figures into the same folder;
+    returns the ``SweepResult`` with the figures among its files."""
     from numeric import sensitivity as sens
 
-    out_dir = Path(out_dir)
-    t0 = time.perf_counter()
-    sweep = sens.run_sweep(cfg, out_dir, device, fresh=fresh, progress=progress,
-                           predictor=predictor, client=client)
-    t_sweep = time.perf_counter() - t0
-    summary = sens.summarize_sweep(sweep, cfg)
-    files = sens.write_outputs(summary, sweep, cfg, out_dir, device)
+    res = sens.run(cfg, out_dir, device, fresh=fresh, progress=progress, predictor=predictor,
+                   client=client)
     if figures:
         from reports.sensitivity_figures import make_figures
 
-        files.update(make_figures(summary, out_dir))
-    return {"summary": summary, "files": {k: str(v) for k, v in files.items()},
-            "computed": sweep["computed"], "reused": sweep["reused"],
-            "unique_points": sweep["unique_points"], "torn_bytes": sweep["torn_bytes"],
-            "bad_lines": sweep["bad_lines"], "seconds": time.perf_counter() - t0,
-            "sweep_seconds": t_sweep}
+        res.files.update({k: str(v) for k, v in make_figures(res.summary, Path(out_dir)).items()})
+    return res
 
 
 def print_summary(res: dict, out=None) -> None:
     out = out or sys.stdout
-    s = res["summary"]
+    s = res.summary
     rule = s["rank_rule"]
-    print(f"\nsensitivity: {res['unique_points']} points ({res['computed']} computed, "
-          f"{res['reused']} reused) in {res['seconds']:.1f}s", file=out)
+    print(f"\nsensitivity: {res.unique_points} points ({res.computed} computed, "
+          f"{res.reused} reused) in {res.seconds:.1f}s", file=out)
     print(f"LoRA (rank rule '{rule}') against FFT, simulated ratio LoRA/FFT; win/lose = paired "
           f"difference beyond 4 SE:", file=out)
     for key, h in s["headline"][rule].items():
@@ -129,7 +121,7 @@ def print_summary(res: dict, out=None) -> None:
           f"{c['agree']} agree, {c['tie']} differ within 4 SE, {c['disagree']} disagree "
           f"(largest excess risk of the rule's rank: "
           f"{(o['worst_gap_rel'] or 0) * 100:.1f}% at {o['worst_label']})", file=out)
-    for name, path in res["files"].items():
+    for name, path in res.files.items():
         print(f"  wrote {path}", file=out)
 
 
@@ -143,7 +135,7 @@ def add_dask_flags(q) -> None:
 
 
 def cmd_sensitivity(args) -> int:
-    from numeric import sensitivity_config as sconf
+    from numeric.sensitivity import config as sconf
     from numeric.device import resolve
 
     sets = list(args.set or [])
@@ -180,8 +172,8 @@ def cmd_sensitivity(args) -> int:
 def register(subparsers) -> None:
     q = subparsers.add_parser(
         "sensitivity", help="sweep rank, tail, n/d, SNR, misalignment: LoRA vs FFT (resumable)",
-        description="Sensitivity sweep (issue 6). Config schema and defaults: "
-                    "numeric/sensitivity_config.py; example: numeric/sensitivity_default.toml.")
+        description="Sensitivity sweep. Config schema and defaults: "
+                    "numeric/sensitivity/config.py; example: numeric/sensitivity/default.toml.")
     q.add_argument("--config", metavar="FILE.toml", help="TOML configuration (see the schema)")
     q.add_argument("--set", nargs="+", action="extend", default=[], metavar="SECTION.KEY=VALUE",
                    help="override a configuration key, e.g. base.d=48 exact.s_values=1,2,4")

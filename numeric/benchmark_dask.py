@@ -5,7 +5,7 @@
 Runs the default sensitivity sweep (``--quick``: the CI-sized one) from scratch in-process and
 then on a ``LocalCluster`` of ``--workers`` single-threaded workers, prints both wall times,
 the speed-up, and checks that the two give the same numbers (bitwise, timings excepted).
-``--large-point`` instead times one point of ``numeric/sensitivity_large.toml`` (the largest
+``--large-point`` instead times one point of ``numeric/sensitivity/large.toml`` (the largest
 n/d, at 8 data sets, extrapolated linearly to the configured trials) and prints the expected
 cost of that configuration.  Figures, not a test.
 """
@@ -25,9 +25,9 @@ def large_point() -> int:
     import torch
 
     from numeric import sensitivity as sens
-    from numeric import sensitivity_config as sconf
+    from numeric.sensitivity import config as sconf
 
-    path = Path(__file__).with_name("sensitivity_large.toml")
+    path = sconf.LARGE_CONFIG
     cfg = sconf.load(path)
     entries = sens.build_grid(cfg)
     worst = max(entries, key=lambda e: e["point"]["n"])
@@ -56,7 +56,7 @@ def main(argv=None) -> int:
         return large_point()
     from numeric import distributed as dist
     from numeric import sensitivity as sens
-    from numeric import sensitivity_config as sconf
+    from numeric.sensitivity import config as sconf
 
     cfg = sconf.load(None, quick=args.quick)
     with tempfile.TemporaryDirectory() as tmp:

@@ -4,10 +4,13 @@ One tree walk, two backends.  The high-precision checker evaluates the very expr
 typeset in the report with ``MpBackend`` at >= 50 digits; the Monte Carlo checker evaluates it
 with ``TorchBackend`` on a batch of random draws (leading batch dimension), on CPU or CUDA.
 
-Only the node types below are understood; anything else raises ``UnsupportedNode`` rather than
-being guessed at.
+``_Evaluator`` dispatches on the node's class (``_eval_<Class>``, like SymPy's printers); the
+backends differ only in their methods.  Only the node types with a method are understood;
+anything else raises ``UnsupportedNode`` rather than being guessed at.
 """
 from __future__ import annotations
+
+import math
 
 import mpmath as mp
 import sympy as sp
@@ -132,8 +135,20 @@ class MpBackend:
     def sqrt(self, a):
         return mp.sqrt(a)
 
-    def to_float(self, v):
-        return v
+    def pi(self):
+        return self.const(mp.pi)
+
+    def exp(self, a):
+        return mp.exp(a)
+
+    def indicator(self, a):
+        return mp.mpf(1) if a > 0 else mp.mpf(0)
+
+    def maximum(self, a, b):
+        return max(a, b)
+
+    def minimum(self, a, b):
+        return min(a, b)
 
 
 class TorchBackend:
@@ -224,134 +239,194 @@ class TorchBackend:
     def sqrt(self, a):
         return a ** 0.5
 
-    def to_float(self, v):
-        return v
+    def pi(self):
+        return 3.141592653589793
+
+    def exp(self, a):
+        return self.torch.exp(a) if hasattr(a, "ndim") else math.exp(a)
+
+    def indicator(self, a):
+        return (a > 0).to(self.dtype) if hasattr(a, "ndim") else float(a > 0)
+
+    def _tensors(self, a, b):
+        return (x if self.torch.is_tensor(x) else self.torch.tensor(float(x), dtype=self.dtype,
+                                                                    device=self.device)
+                for x in (a, b))
+
+    def maximum(self, a, b):
+        return self.torch.maximum(*self._tensors(a, b))
+
+    def minimum(self, a, b):
+        return self.torch.minimum(*self._tensors(a, b))
 
 
 # --------------------------------------------------------------------------------------------
-def _shape_value(dim, env, backend):
-    return int(evaluate(dim, env, backend)) if not isinstance(dim, int) else dim
-
-
 def evaluate(expr, env: dict, backend):
     """Numeric value of ``expr`` given ``env`` (symbol name -> value) in ``backend``.
 
     ``Expect`` nodes evaluate to their integrand: the caller supplies one draw (or a batch of
     draws) of the random symbols in ``env`` and averages; that is the Monte Carlo checker's job.
     """
-    ev = lambda e: evaluate(e, env, backend)  # noqa: E731
-    if isinstance(expr, (sp.Symbol, sp.MatrixSymbol)):
+    return _Evaluator(env, backend)(expr)
+
+
+_DISPATCH: dict = {}     # node type -> the ``_eval_<Class>`` method of its nearest class
+
+
+class _Evaluator:
+    """One tree walk by dispatch on the node's class, like SymPy's printers: the method
+    ``_eval_<Class>`` of the nearest class in the node's MRO evaluates it; the backend supplies
+    the arithmetic (mpmath or torch), so a new node is one method here (and one per backend when
+    it needs a new primitive)."""
+
+    def __init__(self, env: dict, backend):
+        self.env = env
+        self.backend = backend
+
+    def __call__(self, expr):
+        if isinstance(expr, (int, float)):
+            return self.backend.const(expr)
+        kind = type(expr)
+        method = _DISPATCH.get(kind)
+        if method is None:
+            method = next((m for c in kind.__mro__
+                           if (m := getattr(_Evaluator, f"_eval_{c.__name__}", None))), None)
+            if method is None:
+                raise UnsupportedNode(f"node {kind.__name__} ({expr}) is not supported by the "
+                                      "evaluator")
+            _DISPATCH[kind] = method
+        return method(self, expr)
+
+    def _shape(self, dim):
+        return int(self(dim)) if not isinstance(dim, int) else dim
+
+    def _fold(self, args, op):
+        out = None
+        for a in args:
+            v = self(a)
+            out = v if out is None else op(out, v)
+        return out
+
+    # ---------------------------------------------------------------- leaves
+    def _eval_Symbol(self, expr):
         try:
-            return env[expr.name]
+            return self.env[expr.name]
         except KeyError:
             raise MissingValue(f"no value for symbol {expr.name!r}") from None
-    if isinstance(expr, (int, float)):
-        return backend.const(expr)
-    if expr.is_Number:
-        return backend.const(expr)
-    if expr is sp.pi:
-        return backend.const(mp.pi) if backend.name == "mpmath" else 3.141592653589793
-    if isinstance(expr, sp.Identity):
-        return backend.identity(_shape_value(expr.shape[0], env, backend))
-    if isinstance(expr, sp.ZeroMatrix):
-        return backend.zeros(*(_shape_value(s, env, backend) for s in expr.shape))
-    if isinstance(expr, ops.Expect):
-        return ev(expr.expr)
-    if isinstance(expr, ops.Frob2):
-        return backend.frob2(ev(expr.arg))
-    if isinstance(expr, ops.OpNorm):
-        return backend.opnorm(ev(expr.arg))
-    if isinstance(expr, ops.SigmaMin):
-        return backend.sigma_min(ev(expr.arg))
-    if isinstance(expr, ops.SingVal):
-        return backend.singval(ev(expr.args[0]), int(ev(expr.args[1])))
-    if isinstance(expr, ops.TruncSVD):
-        return backend.trunc_svd(ev(expr.args[0]), int(ev(expr.args[1])))
-    if isinstance(expr, ops.PInv):
-        return backend.pinv(ev(expr.args[0]))
-    if isinstance(expr, sp.Trace):
-        return backend.trace(ev(expr.arg))
-    if isinstance(expr, sp.Transpose):
-        return backend.transpose(ev(expr.arg))
-    if isinstance(expr, sp.Inverse):
-        return backend.inverse(ev(expr.arg))
-    if isinstance(expr, sp.MatPow):
-        base, p = expr.args
-        return backend.matpow(ev(base), _exponent(p, backend))
-    if isinstance(expr, sp.MatMul):
-        scalar = None
-        mat = None
-        for a in expr.args:
-            v = ev(a)
-            if getattr(a, "is_Matrix", False):
-                mat = v if mat is None else backend.matmul(mat, v)
-            else:
-                scalar = v if scalar is None else backend.mul(scalar, v)
-        return mat if scalar is None else backend.scale(scalar, mat)
-    if isinstance(expr, sp.MatAdd):
-        vals = [ev(a) for a in expr.args]
-        out = vals[0]
-        for v in vals[1:]:
-            out = backend.add(out, v)
-        return out
-    if isinstance(expr, sp.Add):
-        vals = [ev(a) for a in expr.args]
-        out = vals[0]
-        for v in vals[1:]:
-            out = backend.add(out, v)
-        return out
-    if isinstance(expr, sp.Mul):
-        out = None
-        for a in expr.args:
-            v = ev(a)
-            out = v if out is None else backend.mul(out, v)
-        return out
-    if isinstance(expr, sp.Pow):
-        base, p = expr.args
-        return backend.power(ev(base), _exponent(p, backend) if p.is_Number else ev(p))
-    if isinstance(expr, sp.Function) and expr.func is sp.sqrt:
-        return backend.sqrt(ev(expr.args[0]))
-    if isinstance(expr, sp.exp):
-        v = ev(expr.args[0])
-        return mp.exp(v) if backend.name == "mpmath" else (
-            backend.torch.exp(v) if hasattr(v, "ndim") else __import__("math").exp(v))
-    if isinstance(expr, sp.Heaviside):   # indicator 1[x > 0] (the value at 0 is immaterial)
-        v = ev(expr.args[0])
-        if backend.name == "mpmath":
-            return mp.mpf(1) if v > 0 else mp.mpf(0)
-        return (v > 0).to(backend.dtype) if hasattr(v, "ndim") else float(v > 0)
-    if isinstance(expr, (sp.Max, sp.Min)):   # scalar max/min (conditions of bounds)
-        vals = [ev(a) for a in expr.args]
-        out = vals[0]
-        for v in vals[1:]:
-            out = _maxmin(out, v, isinstance(expr, sp.Max), backend)
-        return out
-    if isinstance(expr, sp.Piecewise):   # scalar cases (e.g. detected / undetected spike)
-        for val, cond in expr.args:
-            if cond is sp.true or bool(_relation(cond, env, backend)):
-                return ev(val)
-        raise ValueError(f"no case of {expr} applies")
-    if isinstance(expr, sp.Indexed):     # lam[i] (a list) or bq[j, i] (a matrix), 1-based
-        base = env.get(expr.base.label.name)
+
+    _eval_MatrixSymbol = _eval_Symbol
+
+    def _eval_Number(self, expr):
+        return self.backend.const(expr)
+
+    def _eval_Pi(self, expr):
+        return self.backend.pi()
+
+    def _eval_Identity(self, expr):
+        return self.backend.identity(self._shape(expr.shape[0]))
+
+    def _eval_ZeroMatrix(self, expr):
+        return self.backend.zeros(*(self._shape(s) for s in expr.shape))
+
+    def _eval_Indexed(self, expr):       # lam[i] (a list) or bq[j, i] (a matrix), 1-based
+        base = self.env.get(expr.base.label.name)
         if base is None:
             raise MissingValue(f"no value for indexed symbol {expr.base.label.name!r}")
-        idx = [int(ev(i)) - 1 for i in expr.indices]
+        idx = [int(self(i)) - 1 for i in expr.indices]
         return base[idx[0]] if len(idx) == 1 else base[idx[0], idx[1]]
-    if isinstance(expr, sp.Sum):         # finite sums with integer limits
+
+    # ------------------------------------------------------------ project nodes
+    def _eval_Expect(self, expr):
+        return self(expr.expr)
+
+    def _eval_Frob2(self, expr):
+        return self.backend.frob2(self(expr.arg))
+
+    def _eval_OpNorm(self, expr):
+        return self.backend.opnorm(self(expr.arg))
+
+    def _eval_SigmaMin(self, expr):
+        return self.backend.sigma_min(self(expr.arg))
+
+    def _eval_SingVal(self, expr):
+        return self.backend.singval(self(expr.args[0]), int(self(expr.args[1])))
+
+    def _eval_TruncSVD(self, expr):
+        return self.backend.trunc_svd(self(expr.args[0]), int(self(expr.args[1])))
+
+    def _eval_PInv(self, expr):
+        return self.backend.pinv(self(expr.args[0]))
+
+    # ------------------------------------------------------------ matrix algebra
+    def _eval_Trace(self, expr):
+        return self.backend.trace(self(expr.arg))
+
+    def _eval_Transpose(self, expr):
+        return self.backend.transpose(self(expr.arg))
+
+    def _eval_Inverse(self, expr):       # before MatPow: Inverse is a MatPow
+        return self.backend.inverse(self(expr.arg))
+
+    def _eval_MatPow(self, expr):
+        base, p = expr.args
+        return self.backend.matpow(self(base), _exponent(p, self.backend))
+
+    def _eval_MatMul(self, expr):
+        scalar = mat = None
+        for a in expr.args:
+            v = self(a)
+            if getattr(a, "is_Matrix", False):
+                mat = v if mat is None else self.backend.matmul(mat, v)
+            else:
+                scalar = v if scalar is None else self.backend.mul(scalar, v)
+        return mat if scalar is None else self.backend.scale(scalar, mat)
+
+    def _eval_MatAdd(self, expr):
+        return self._fold(expr.args, self.backend.add)
+
+    def _eval_MatrixExpr(self, expr):
+        raise UnsupportedNode(f"matrix node {type(expr).__name__} is not supported by the "
+                              "evaluator")
+
+    # ------------------------------------------------------------ scalar algebra
+    _eval_Add = _eval_MatAdd
+
+    def _eval_Mul(self, expr):
+        return self._fold(expr.args, self.backend.mul)
+
+    def _eval_Pow(self, expr):           # sqrt(x) is Pow(x, 1/2)
+        base, p = expr.args
+        return self.backend.power(self(base), _exponent(p, self.backend) if p.is_Number
+                                  else self(p))
+
+    def _eval_exp(self, expr):
+        return self.backend.exp(self(expr.args[0]))
+
+    def _eval_Heaviside(self, expr):     # indicator 1[x > 0] (the value at 0 is immaterial)
+        return self.backend.indicator(self(expr.args[0]))
+
+    def _eval_Max(self, expr):           # scalar max/min (conditions of bounds)
+        return self._fold(expr.args, self.backend.maximum)
+
+    def _eval_Min(self, expr):
+        return self._fold(expr.args, self.backend.minimum)
+
+    def _eval_Piecewise(self, expr):     # scalar cases (e.g. detected / undetected spike)
+        for val, cond in expr.args:
+            if cond is sp.true or bool(_relation(cond, self.env, self.backend)):
+                return self(val)
+        raise ValueError(f"no case of {expr} applies")
+
+    def _eval_Sum(self, expr):           # finite sums with integer limits
         body = expr.function
         for var, lo, hi in reversed(expr.limits[1:]):
             body = sp.Sum(body, (var, lo, hi))
         var, lo, hi = expr.limits[0]
         out = None
-        for v in range(int(ev(lo)), int(ev(hi)) + 1):
-            e2 = dict(env)
-            e2[var.name] = v
-            term = evaluate(body, e2, backend)
-            out = term if out is None else backend.add(out, term)
-        return out if out is not None else backend.const(0)
-    if isinstance(expr, MatrixExpr):
-        raise UnsupportedNode(f"matrix node {type(expr).__name__} is not supported by the evaluator")
-    raise UnsupportedNode(f"node {type(expr).__name__} ({expr}) is not supported by the evaluator")
+        for v in range(int(self(lo)), int(self(hi)) + 1):
+            term = evaluate(body, {**self.env, var.name: v}, self.backend)
+            out = term if out is None else self.backend.add(out, term)
+        return out if out is not None else self.backend.const(0)
 
 
 _RELATIONS = {sp.StrictGreaterThan: lambda a, b: a > b, sp.GreaterThan: lambda a, b: a >= b,
@@ -368,15 +443,6 @@ def _relation(cond, env, backend):
     if op is None:
         raise UnsupportedNode(f"condition {cond} is not supported by the evaluator")
     return op(evaluate(cond.lhs, env, backend), evaluate(cond.rhs, env, backend))
-
-
-def _maxmin(a, b, is_max: bool, backend):
-    if backend.name == "mpmath":
-        return max(a, b) if is_max else min(a, b)
-    torch = backend.torch
-    a, b = (x if torch.is_tensor(x) else torch.tensor(float(x), dtype=backend.dtype,
-                                                       device=backend.device) for x in (a, b))
-    return torch.maximum(a, b) if is_max else torch.minimum(a, b)
 
 
 def _exponent(p, backend):

@@ -14,7 +14,7 @@ import numpy as np
 from .params import Params
 
 
-def _orth_np(z: np.ndarray) -> np.ndarray:
+def haar(z: np.ndarray) -> np.ndarray:
     """Haar-distributed orthogonal matrix from a Gaussian one (QR with the sign fix)."""
     q, r = np.linalg.qr(z)
     return q * np.sign(np.diag(r))
@@ -66,7 +66,7 @@ def torch_instance(p: Params, device="cpu", dtype=None) -> dict:
 
     dtype = dtype or torch.float64
     zu, zv, zs = _factors(p)
-    u, v = _orth_np(zu), _orth_np(zv)
+    u, v = haar(zu), haar(zv)
     sv = np.zeros(min(p.d, p.k))
     sv[: len(p.shift_sv)] = p.shift_sv
     delta = (u[:, : len(sv)] * sv) @ v[:, : len(sv)].T
@@ -74,7 +74,7 @@ def torch_instance(p: Params, device="cpu", dtype=None) -> dict:
         sig = np.eye(p.d)
         half = np.eye(p.d)
     else:
-        q = _orth_np(zs)
+        q = haar(zs)
         e = np.asarray(p.eigs)
         sig = (q * e) @ q.T
         half = (q * np.sqrt(e)) @ q.T

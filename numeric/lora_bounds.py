@@ -23,18 +23,20 @@ from __future__ import annotations
 
 import math
 
+from . import sharp
 from .errors import InputError
 
 TRUNCATION_CONSTANT = 8   # ||P_r(M+G) - M||_F^2 <= 8 r ||G||_op^2 (rank of the difference <= 2r,
                           # operator norm <= 2 ||G||_op by Weyl)
 
 
+_LONG = {"over": "overdetermined", "under": "underdetermined"}
+
+
 def _regime(d, n, regime):
-    if regime is None:
-        regime = "overdetermined" if n > d else "underdetermined"
-    if regime not in ("overdetermined", "underdetermined"):
-        raise InputError(f"regime must be 'overdetermined' or 'underdetermined', got {regime!r}")
-    return regime
+    """The regime's long name; the one boundary is ``sharp._regime``'s (THEORY 2: over iff
+    ``n >= d``)."""
+    return _LONG[sharp._regime(d, n, regime)]
 
 
 def _check(d, k, n, sigma, r, shift_sv, regime, t):
@@ -59,12 +61,11 @@ def _check(d, k, n, sigma, r, shift_sv, regime, t):
 
 
 def fft_risk(d, k, n, sigma, shift_sv, regime=None) -> float:
-    """Exact expected excess risk of FFT (Gaussian design; Sigma = I in the under regime)."""
+    """Exact expected excess risk of FFT (Gaussian design; Sigma = I in the under regime): the
+    one closed form, ``sharp.fft_risk``, with ``||Delta*||_F^2`` from ``shift_sv``."""
     regime = _regime(d, n, regime)
-    if regime == "overdetermined":
-        return sigma ** 2 * k * d / (n - d - 1)
-    fro2 = sum(v * v for v in shift_sv)
-    return (1 - n / d) * fro2 + sigma ** 2 * k * n / (d - n - 1)
+    fro2 = None if regime == "overdetermined" else sum(v * v for v in shift_sv)
+    return sharp.fft_risk(d, k, n, sigma, fnorm2=fro2)
 
 
 def lora_bound(d, k, n, sigma, r, shift_sv, regime=None, t=None) -> dict:

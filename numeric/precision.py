@@ -9,7 +9,6 @@ import math
 
 import mpmath as mp
 
-MIN_DPS = 50          # the brief: at least 50 significant digits
 GUARD_DIGITS = 10     # digits a pass may lose to rounding in a long chain of operations
 
 

@@ -231,7 +231,9 @@ def risks(setup: dict, stats: dict, lora: bool = True):
 
 # ---------------------------------------------------------------------------- simulation
 def regime_of(params) -> str:
-    return "over" if params.n >= params.d else "under"
+    from .sharp import _regime
+
+    return _regime(params.d, params.n, None)
 
 
 def has_fast_path(params) -> bool:

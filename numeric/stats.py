@@ -52,6 +52,16 @@ def summarize(samples) -> MCSummary:
     return MCSummary(mean, math.sqrt(var / n), n)
 
 
+def compare(samples, target) -> dict:
+    """Simulated mean +- SE against a formula's value: the one "simulate, then compare" record
+    (``rel_error`` is None when the formula is 0; ``detectable_rel``: the smallest relative error
+    the simulation could flag at ``Z_PASS``)."""
+    s = summarize(samples)
+    t = float(target)
+    return {"formula": t, "mean": s.mean, "se": s.se, "trials": s.trials, "z": s.z(t),
+            "rel_error": (s.mean - t) / t if t else None, "detectable_rel": s.detectable(t)}
+
+
 def combine(parts) -> MCSummary:
     """Pool independent summaries of the same quantity (weighted by trials)."""
     total = sum(p.trials for p in parts)

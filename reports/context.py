@@ -6,7 +6,6 @@ computed here beyond re-arranging the certificates' evidence for display.
 """
 from __future__ import annotations
 
-import math
 import re
 
 from symbolic.printing import NamedPart, latex, name_parts, relation_display, relation_latex
@@ -372,7 +371,3 @@ def provenance_view(prov: dict, cfg) -> dict:
             "date": prov.get("date", "?"), "device": prov.get("device", "?"),
             "machine": prov.get("machine", "?"),
             "libraries": sorted(prov.get("libraries", {}).items()), "config": rows}
-
-
-def is_finite(x) -> bool:
-    return isinstance(x, (int, float)) and math.isfinite(x)

@@ -200,14 +200,9 @@ def make_env(template_dir=None) -> jinja2.Environment:
     return env
 
 
-def render(template: str, template_dir=None, **context) -> str:
-    """Render one template (path under ``reports/templates/``) with the given variables."""
-    return make_env(template_dir).get_template(template).render(**context)
-
-
 def render_string(source: str, **context) -> str:
     return make_env().from_string(source).render(**context)
 
 
-__all__ = ["make_env", "render", "render_string", "latex_escape", "tex", "format_number",
+__all__ = ["make_env", "render_string", "latex_escape", "tex", "format_number",
            "percent", "verdict", "TEMPLATE_DIR"]

@@ -25,7 +25,7 @@ from derivations.checkers import stable_seed
 from numeric.device import generator
 from numeric.errors import InputError
 from numeric.params import Params, make_params
-from numeric.stats import summarize
+from numeric.stats import compare
 
 
 def sweep_spec(der) -> dict | None:
@@ -65,11 +65,11 @@ def run_sweep(der, cfg, device, progress=None) -> dict | None:
         if progress:
             progress(f"{der.id}: sweep {param} = {v}")
         samples = der.simulate(p, trials, generator(stable_seed(cfg.seed, der.id, "sweep", i)), device)
-        s = summarize(samples)
-        f = float(der.formula(p))
-        points.append({param: v, "formula": f, "mean": s.mean, "se": s.se, "trials": s.trials,
-                       "z": s.z(f), "rel_error": (s.mean - f) / f if f else math.nan,
-                       "detectable_rel": s.detectable(f)})
+        c = compare(samples, der.formula(p))
+        points.append({param: v, "formula": c["formula"], "mean": c["mean"], "se": c["se"],
+                       "trials": c["trials"], "z": c["z"],
+                       "rel_error": math.nan if c["rel_error"] is None else c["rel_error"],
+                       "detectable_rel": c["detectable_rel"]})
     lo, hi = min(spec["values"]), max(spec["values"])
     is_int = isinstance(getattr(base, param), int)
     mode = spec.get("curve", "int" if is_int else "linear")

@@ -166,10 +166,6 @@ def msym(name: str, rows, cols):
     return sp.MatrixSymbol(name, rows, cols)
 
 
-def syms(*names):
-    return tuple(sym(n) for n in names)
-
-
 def latex_name(name: str) -> str:
     return REGISTRY[name].latex
 

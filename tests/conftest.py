@@ -45,6 +45,9 @@ def pytest_addoption(parser):
                      help="also run tests marked slow (full-size convergence and sweeps)")
 
 
+TEX_TOOLS = ("latexmk", "pdflatex", "pdftotext")   # what a test marked ``tex`` may call
+
+
 def pytest_collection_modifyitems(config, items):
     try:
         import torch
@@ -55,6 +58,11 @@ def pytest_collection_modifyitems(config, items):
     from derivations.formal import coqc_path
 
     has_coq = coqc_path() is not None
+    import shutil
+
+    missing_tex = [t for t in TEX_TOOLS if shutil.which(t) is None]
+    skip_tex = pytest.mark.skip(reason=f"no {', '.join(missing_tex)} (TeX: latexmk, pdflatex; "
+                                       "poppler: pdftotext)")
     skip_coq = pytest.mark.skip(reason="no coqc (apt-get install coq libcoq-interval libcoq-coquelicot)")
     skip = pytest.mark.skip(reason="no CUDA device")
     skip_slow = pytest.mark.skip(reason="slow: run with --runslow")
@@ -63,5 +71,7 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
         if "coq" in item.keywords and not has_coq:
             item.add_marker(skip_coq)
+        if "tex" in item.keywords and missing_tex:
+            item.add_marker(skip_tex)
         if "slow" in item.keywords and not config.getoption("--runslow"):
             item.add_marker(skip_slow)

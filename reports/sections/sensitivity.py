@@ -91,9 +91,8 @@ def _phase_text(plane):
 
 
 def compute(ctx) -> dict:
-    from derivations.sensitivity_cli import execute
     from numeric import sensitivity as sens
-    from numeric import sensitivity_config as sconf
+    from numeric.sensitivity import config as sconf
     from numeric.io import write_json_atomic, write_text_atomic
     from reports.sensitivity_figures import make_figures
 
@@ -108,8 +107,8 @@ def compute(ctx) -> dict:
             state["last"] = decile
             ctx.progress(f"sensitivity sweep {done}/{total} ({'reused' if reused else label})")
 
-    res = execute(cfg, sweep_dir, ctx.device, progress=progress, figures=False)
-    summary = res["summary"]
+    res = sens.run(cfg, sweep_dir, ctx.device, progress=progress)
+    summary = res.summary
     out = Path(ctx.out_dir)
     figs = make_figures(summary, out, prefix=SID)
     write_text_atomic(out / f"{SID}-results.csv", sens.to_csv(summary["rows"]))
@@ -146,8 +145,8 @@ def compute(ctx) -> dict:
         "quick": ctx.quick, "d": b["d"], "k": b["k"], "sigma": b["sigma"], "snr": b["snr"],
         "trials": cfg["run"]["trials"], "seed": cfg["run"]["seed"], "tol": tol,
         "fixed_rank": cfg["phase"]["fixed_rank"], "rank_rule": rule,
-        "points": res["unique_points"], "computed": res["computed"], "reused": res["reused"],
-        "sweep_seconds": res["sweep_seconds"], "sweep_dir": str(sweep_dir),
+        "points": res.unique_points, "computed": res.computed, "reused": res.reused,
+        "sweep_seconds": res.sweep_seconds, "sweep_dir": str(sweep_dir),
         "headline": {rr: [dict(key=k, **v) for k, v in head[rr].items() if k != "prediction"]
                      for rr in head},
         "prediction": head[rule]["prediction"],
@@ -241,8 +240,8 @@ def _falsification_view(out_dir: Path):
 SECTION = Section(
     id=SID, title="Sensitivity to the rank of the shift: where LoRA wins", order=60,
     compute=compute, template="sections/sensitivity.tex.j2",
-    sources=("numeric.sensitivity", "numeric.sensitivity_config", "numeric.sharp",
-             "numeric.estimators", "reports.sensitivity_figures", "derivations.sensitivity_cli",
+    sources=("numeric.sensitivity", "numeric.sensitivity.config", "numeric.sharp",
+             "numeric.estimators", "reports.sensitivity_figures",
              "numeric.falsification", "reports.sections.lora"),
     answers={"major2": r"Section~\ref{sec:sensitivity} sweeps the shift's exact rank $s$, its "
                        r"spectral tail, $n/d$, the SNR and the misalignment, simulating LoRA at "

@@ -1,5 +1,6 @@
-"""LoRA derivations (estimators, decompositions, bounds): every step certified, every negative
-control rejected, inequality steps report their worst ratio, bad input refused."""
+"""LoRA derivations (estimators, decompositions, bounds): enough controls, inequality steps
+report their worst ratio, bad input refused.
+(Every step passing and every control rejected, for every derivation: test_registry_audit.py.)"""
 import math
 
 import pytest
@@ -9,28 +10,14 @@ from derivations.cli import evaluate_point, simulate_point
 from numeric.errors import InputError
 from numeric.lora_bounds import lora_bound
 from numeric.params import make_params
-from derivations.core import NEUTRAL_VERDICTS  # formal: skipped / not formalised
 
 IDS = ["lora_estimator_over", "lora_estimator_under", "lora_decomp_over", "lora_decomp_under",
        "lora_bound_over", "lora_bound_under"]
 
 
 @pytest.mark.parametrize("der_id", IDS)
-def test_every_step_and_statement_passes(audit_cache, der_id):
-    res = audit_cache(der_id)
-    bad = [(s["id"], c["method"], c["summary"]) for s in res["steps"] for c in s["certificates"]
-           if c["verdict"] not in ("pass", *NEUTRAL_VERDICTS)]
-    assert not bad, bad
-    assert all(c["verdict"] == "pass" for c in res["statement"]["certificates"])
-
-
-@pytest.mark.parametrize("der_id", IDS)
-def test_every_control_rejected(audit_cache, der_id):
-    res = audit_cache(der_id)
-    assert len(res["controls"]) >= 4
-    missed = [c["name"] for c in res["controls"] if not c["rejected"]]
-    assert not missed, f"wrong statements that passed: {missed}"
-    assert res["verdict"] == "pass"
+def test_at_least_four_controls(audit_cache, der_id):
+    assert len(audit_cache(der_id)["controls"]) >= 4
 
 
 @pytest.mark.parametrize("der_id", ["lora_bound_over", "lora_bound_under"])

@@ -1,30 +1,20 @@
-"""The misalignment derivations: every step certified, every negative control rejected, and the
-CLI contract (evaluate gives the exact bias and the bounds; simulate agrees within SE)."""
+"""The misalignment derivations: enough controls and the CLI contract (evaluate gives the exact
+bias and the bounds; simulate agrees within SE).
+(Every step passing and every control rejected, for every derivation: test_registry_audit.py.)"""
 import pytest
 
 from derivations import get
 from derivations.cli import evaluate_point, main, simulate_point
 from numeric.errors import InputError
 from numeric.params import make_params
-from derivations.core import NEUTRAL_VERDICTS  # formal: skipped / not formalised
 
 IDS = ["misalign_exact", "misalign_first_order", "misalign_second_order",
        "misalign_decomposition", "misalign_cross_under"]
 
 
 @pytest.mark.parametrize("der_id", IDS)
-def test_certified_and_controls_rejected(audit_cache, der_id):
-    res = audit_cache(der_id)
-    bad = [(s["id"], c["method"], c["summary"]) for s in res["steps"] for c in s["certificates"]
-           if c["verdict"] not in ("pass", *NEUTRAL_VERDICTS)]
-    assert not bad, bad
-    assert all(c["verdict"] == "pass" for c in res["statement"]["certificates"])
-    assert len(res["controls"]) >= 3
-    missed = [c["name"] for c in res["controls"] if not c["rejected"]]
-    assert not missed, missed
-    # a control must be rejected by a failing check, not by an error
-    for c in res["controls"]:
-        assert any(x["verdict"] == "fail" for x in c["certificates"]), c["name"]
+def test_at_least_three_controls(audit_cache, der_id):
+    assert len(audit_cache(der_id)["controls"]) >= 3
 
 
 def test_bounds_report_worst_ratios(audit_cache):

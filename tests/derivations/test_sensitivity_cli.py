@@ -37,7 +37,7 @@ def test_print_config_round_trips(tmp_path, capsys):
     assert main(["sensitivity", "--quick", "--seed", "5", "--print-config"]) == 0
     text = capsys.readouterr().out
     (tmp_path / "c.toml").write_text(text)
-    from numeric import sensitivity_config as sc
+    from numeric.sensitivity import config as sc
 
     cfg = sc.load(tmp_path / "c.toml", quick=True)
     assert cfg["run"]["seed"] == 5

@@ -15,7 +15,7 @@ distributed = pytest.importorskip("distributed")
 
 from numeric import distributed as dist  # noqa: E402
 from numeric import sensitivity as sens  # noqa: E402
-from numeric import sensitivity_config as sconf  # noqa: E402
+from numeric.sensitivity import config as sconf  # noqa: E402
 from numeric.errors import InputError  # noqa: E402
 
 SETS = ["tail.enabled=false", "snr.enabled=false", "misalignment.enabled=false",

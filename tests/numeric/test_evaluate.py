@@ -84,3 +84,27 @@ def test_mp_instance_is_exactly_orthogonal_and_matches_torch():
         assert mp.mnorm(half * half - sig, 1) < mp.mpf(10) ** -55
         np.testing.assert_allclose(np.array(sig.tolist(), dtype=float), tinst["Sigma"].numpy(), atol=1e-12)
         np.testing.assert_allclose(np.array(inst["Delta"].tolist(), dtype=float), tinst["Delta"].numpy(), atol=1e-12)
+
+
+def test_scalar_primitives_agree_between_backends_and_are_right():
+    """exp, pi, the indicator, Max/Min, Piecewise and a finite Sum: the backends' methods."""
+    s, i = sym("sigma"), sp.Symbol("i", integer=True)
+    cases = [(sp.exp(s) * sp.pi, 1.5, lambda: mp.exp(mp.mpf(1.5)) * mp.pi),
+             (sp.Heaviside(s - 1) + sp.Heaviside(1 - s), 1.5, 1),
+             (sp.Max(s, 2, evaluate=False) - sp.Min(s, 2, evaluate=False), 1.5, 0.5),
+             (sp.Piecewise((s, s > 2), (-s, True)), 1.5, -1.5),
+             (sp.Sum(i * s, (i, 1, 4)), 1.5, 15)]
+    for expr, val, expect in cases:
+        with mp.workdps(40):
+            v_mp = ev.evaluate(expr, {"sigma": mp.mpf(val)}, ev.MpBackend())
+            expect = expect() if callable(expect) else expect
+            assert relative_gap(v_mp, expect) < mp.mpf(10) ** -30, expr
+        v_t = ev.evaluate(expr, {"sigma": torch.tensor([val, val], dtype=torch.float64)}
+                          if not isinstance(expr, (sp.Piecewise, sp.Sum)) else {"sigma": val},
+                          ev.TorchBackend("cpu"))
+        assert np.allclose(np.asarray(v_t, dtype=float), float(expect), rtol=1e-14), expr
+
+
+def test_an_unknown_matrix_node_is_named_as_one():
+    with pytest.raises(ev.UnsupportedNode, match="matrix node HadamardProduct"):
+        ev.evaluate(sp.HadamardProduct(X, X), {"X": torch.ones(4, 9)}, ev.TorchBackend("cpu"))

@@ -49,3 +49,19 @@ def test_tolerance_helper():
 def test_isotropic_flag():
     assert make_params(d=3, cov_eigs=(1, 1, 1)).isotropic
     assert not make_params(d=3, cov_eigs=(1, 2, 1)).isotropic
+
+
+def test_compare_is_the_simulate_and_compare_record():
+    import math
+
+    import torch
+
+    from numeric.stats import Z_PASS, compare
+
+    x = torch.tensor([1.0, 2.0, 3.0, 4.0], dtype=torch.float64)
+    c = compare(x, 2.5)
+    se = math.sqrt(5 / 3 / 4)
+    assert c == {"formula": 2.5, "mean": 2.5, "se": se, "trials": 4, "z": 0.0, "rel_error": 0.0,
+                 "detectable_rel": Z_PASS * se / 2.5}
+    assert compare(x, 0)["rel_error"] is None
+    assert compare(x, 10.0)["z"] < -Z_PASS            # a wrong formula is far off

@@ -9,7 +9,7 @@ import torch
 
 from numeric import estimators as est
 from numeric import sensitivity as sens
-from numeric import sensitivity_config as sc
+from numeric.sensitivity import config as sc
 from numeric import sharp
 from numeric.device import generator
 
@@ -102,6 +102,7 @@ def test_the_arithmetic_never_sees_the_batch(monkeypatch, trials, axis):
     50 differently from two of 25, which changed the last bits on another machine).  Both
     paths: the exact fast sampler (exact axis) and raw data (underdetermined, Sigma != I)."""
     from numeric import samplers
+    from numeric.sensitivity import engine
 
     calls = {}
     real_raw, real_fast = sens.rank_risks, samplers.risks
@@ -115,7 +116,7 @@ def test_the_arithmetic_never_sees_the_batch(monkeypatch, trials, axis):
                                                              for v in stats.values()))
         return real_fast(setup, stats, lora)
 
-    monkeypatch.setattr(sens, "rank_risks", raw)
+    monkeypatch.setattr(engine, "rank_risks", raw)
     monkeypatch.setattr(samplers, "risks", fast)
     grid = sens.build_grid(tiny("misalignment.n_over_d=[0.5]", "misalignment.angles_deg=[30]"))
     point = next(e["point"] for e in grid if e["axis"] == axis and e["point"]["n"] < 12)

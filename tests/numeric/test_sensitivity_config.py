@@ -1,7 +1,7 @@
 """The sensitivity configuration: one schema, defaults, TOML files, --set, refusal of bad input."""
 import pytest
 
-from numeric import sensitivity_config as sc
+from numeric.sensitivity import config as sc
 from numeric.errors import InputError
 
 

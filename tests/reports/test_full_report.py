@@ -5,7 +5,6 @@ Marked slow (about a minute and a half on two cores); CI runs it (``--runslow``)
 """
 import json
 import re
-import shutil
 import subprocess
 
 import pytest
@@ -14,13 +13,8 @@ from derivations import registry
 from reports.build import ReportOptions, build_report
 from reports.section import discover_sections
 
-HAVE_TEX = shutil.which("latexmk") is not None and shutil.which("pdftotext") is not None
-
-
 @pytest.fixture(scope="module")
 def full(tmp_path_factory):
-    if not HAVE_TEX:
-        pytest.skip("latexmk/pdftotext not installed")
     import os
 
     tmp = tmp_path_factory.mktemp("full")

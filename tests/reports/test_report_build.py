@@ -106,8 +106,6 @@ def _pdf_text(pdf) -> str:
 
 @pytest.mark.tex
 def test_pdf_has_every_derivation_verdict_and_the_parts(first):
-    if not HAVE_TEX:
-        pytest.skip("latexmk/pdftotext not installed")
     import json
 
     assert first.status == 0, first.message
@@ -196,8 +194,6 @@ def test_failing_section_is_shown_not_cited(workdir, plugins, tmp_path):
 
 @pytest.mark.tex
 def test_latex_error_leaves_previous_report_intact(first, workdir, plugins, monkeypatch, tmp_path):
-    if not HAVE_TEX:
-        pytest.skip("latexmk not installed")
     import reports.assemble as assemble_mod
 
     out = tmp_path / "rep"

@@ -1,5 +1,4 @@
 """The template environment, the LaTeX filters, the Section contract and the referee mapping."""
-import shutil
 import subprocess
 
 import jinja2
@@ -41,8 +40,6 @@ def test_escape_every_special_character():
 
 @pytest.mark.tex
 def test_escaped_text_compiles_and_reads_back(tmp_path):
-    if not (shutil.which("pdflatex") and shutil.which("pdftotext")):
-        pytest.skip("needs pdflatex and pdftotext")
     doc = ("\\documentclass{article}\\usepackage[T1]{fontenc}\\usepackage[utf8]{inputenc}"
            "\\usepackage{lmodern}\\begin{document}\n" + latex_escape(NASTY) + "\n\\end{document}\n")
     (tmp_path / "t.tex").write_text(doc)
@@ -148,7 +145,7 @@ def test_sensitivity_sweep_folder_follows_the_report_not_the_cwd(tmp_path, monke
     said; it now lives in the context's work folder (the cache), else inside out_dir."""
     from types import SimpleNamespace
 
-    import derivations.sensitivity_cli as scli
+    import numeric.sensitivity as sens
     from reports.sections import sensitivity as sec
 
     seen = []
@@ -156,11 +153,11 @@ def test_sensitivity_sweep_folder_follows_the_report_not_the_cwd(tmp_path, monke
     class Stop(Exception):
         pass
 
-    def fake_execute(cfg, out_dir, device, **kw):
+    def fake_run(cfg, out_dir, device, **kw):
         seen.append(out_dir)
         raise Stop
 
-    monkeypatch.setattr(scli, "execute", fake_execute)
+    monkeypatch.setattr(sens, "run", fake_run)
     monkeypatch.chdir(tmp_path)
     for work, expect in ((tmp_path / "cache" / "work", tmp_path / "cache" / "work"),
                          (None, tmp_path / "build" / ".work")):

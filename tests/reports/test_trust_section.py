@@ -3,8 +3,12 @@ and this build's certificates (it computes nothing itself) and renders them."""
 import json
 from types import SimpleNamespace
 
-from reports.render import render
+from reports.render import make_env
 from reports.sections import trust
+
+
+def render(template, **context):
+    return make_env().get_template(template).render(**context)
 
 
 def _audit():

@@ -7,9 +7,9 @@ read as TOML: ``--set base.d=48``, ``--set exact.s_values=[1,2,4]``; a bare comm
 ``1,2,4`` is accepted too).  Unknown sections or keys, values of the wrong type and values
 outside their range are refused with an ``InputError`` naming the key (exit status 2).
 
-The example file ``numeric/sensitivity_default.toml`` spells out the full defaults.
+The example file ``numeric/sensitivity/default.toml`` spells out the full defaults.
 
-Definitions used by the keys (see ``numeric/sensitivity.py``):
+Definitions used by the keys (see ``numeric/sensitivity/__init__.py``):
 
 * ``snr`` -- signal-to-noise ratio of the downstream labels relative to the pretrained model,
   ``||Delta* Sigma^{1/2}||_F^2 / (k sigma^2)`` (= E||Delta* x||^2 / E||eps||^2).  The shift is
@@ -27,9 +27,10 @@ import math
 import tomllib
 from pathlib import Path
 
-from .errors import InputError
+from ..errors import InputError
 
-EXAMPLE_CONFIG = Path(__file__).with_name("sensitivity_default.toml")
+EXAMPLE_CONFIG = Path(__file__).with_name("default.toml")
+LARGE_CONFIG = Path(__file__).with_name("large.toml")
 
 
 def _pos_int(v):
@@ -111,7 +112,7 @@ SCHEMA: dict[str, dict[str, tuple]] = {
     },
     "misalignment": {
         "enabled": (True, True, "bool", None, "",
-                    "covariance rotated away from the shift's row space (see sensitivity.py)"),
+                    "covariance rotated away from the shift's row space (see numeric/sensitivity)"),
         "angles_deg": ([0.0, 15.0, 30.0, 45.0, 60.0, 75.0, 90.0], [0.0, 45.0, 90.0], "float[]",
                        _angle, "in [0, 90]", "rotation angle theta between the covariance's "
                        "high-variance block and the shift's top row space"),
@@ -290,7 +291,7 @@ def validate(cfg: dict) -> None:
                     f"only for n > d + 1 (overdetermined) or 2 <= n < d - 1 (underdetermined)")
     if cfg["run"]["batch"] > cfg["run"]["trials"]:
         cfg["run"]["batch"] = cfg["run"]["trials"]
-    from .memory import instance_bytes, require, trial_bytes
+    from ..memory import instance_bytes, require, trial_bytes
 
     n_max = max(n_of(d, ratio) for sec in ("exact", "tail", "snr", "misalignment")
                 for ratio in cfg[sec]["n_over_d"])
@@ -323,8 +324,8 @@ def to_toml(cfg: dict, comments: bool = False) -> str:
     lines = []
     if comments:
         lines += ["# lora-audit sensitivity: the default configuration (full column of the schema in",
-                  "# numeric/sensitivity_config.py).  Every key is optional; unknown keys are refused.",
-                  "# Regenerate: python -c \"from numeric import sensitivity_config as c; "
+                  "# numeric/sensitivity/config.py).  Every key is optional; unknown keys are refused.",
+                  "# Regenerate: python -c \"from numeric.sensitivity import config as c; "
                   "print(c.to_toml(c.defaults(), True), end='')\"", ""]
     for sec, keys in cfg.items():
         lines.append(f"[{sec}]")
