@@ -186,7 +186,22 @@ def _audit_in_child(der_id: str, cfg, threads: int) -> dict:
     from . import get
 
     torch.set_num_threads(threads)           # the parent's count: the serial run's numbers
-    return audit_derivation(get(der_id), cfg, None)
+    c0 = _cpu_seconds()
+    res = audit_derivation(get(der_id), cfg, None)
+    return res, _cpu_seconds() - c0
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU of this process and its finished children (coqc)."""
+    import resource
+
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+# CPU seconds the children of the last ``audit_in_processes`` call spent (their results carry
+# only what a serial run's carry; the command line prints this on stderr for the benchmark)
+LAST_CHILD_CPU = {"seconds": 0.0, "processes": 0}
 
 
 def default_jobs() -> int:
@@ -226,8 +241,11 @@ def audit_in_processes(ders, cfg, jobs: int, progress=None) -> list:
         # changes nothing else: the results are put back in the order of ``ders``)
         order = sorted(ders, key=lambda d: -(len(d.steps) + 2 * len(d.controls)))
         futs = {pool.submit(_audit_in_child, d.id, cfg, threads): d.id for d in order}
+        cpu = 0.0
         for fut in as_completed(futs):
-            by_id[futs[fut]] = fut.result()
+            by_id[futs[fut]], c = fut.result()
+            cpu += c
             if progress:
                 progress(f"{futs[fut]}: audited ({len(by_id)}/{len(ders)})")
+    LAST_CHILD_CPU.update(seconds=cpu, processes=min(jobs, len(ders)))
     return [by_id[d.id] for d in ders]

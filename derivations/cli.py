@@ -81,6 +81,10 @@ def run_audit(ids, cfg, progress=_progress, client=None, jobs=1) -> dict:
         from .audit import audit_in_processes
 
         results = audit_in_processes(ders, cfg, jobs, progress)
+        from .audit import LAST_CHILD_CPU
+
+        print(f"audit: {LAST_CHILD_CPU['processes']} local processes, CPU in them "
+              f"{LAST_CHILD_CPU['seconds']:.1f} s", file=sys.stderr)
     elif client is None:
         results = [audit_derivation(d, cfg, progress) for d in ders]
     else:
