@@ -236,7 +236,10 @@ def mc_compare(step, derivation, cfg, params, outer_index: int, device):
     draw(cfg.mc_trials)
     diff = summarize(torch.cat(diffs))
     scale = abs(float(torch.cat(rhs_vals).mean()))
-    extra = extra_trials(diff.detectable(scale), diff.trials, cfg)
+    # a pilot that already rejects (|z| > Z_PASS: a wrong statement, e.g. a negative control)
+    # needs no more power; only a pilot that passes is driven to the target
+    rejected = diff.se > 0 and abs(diff.z(0.0)) > Z_PASS
+    extra = 0 if rejected else extra_trials(diff.detectable(scale), diff.trials, cfg)
     if extra:          # the pilot's spread says how many more draws reach the target power
         draw(extra)
         diff = summarize(torch.cat(diffs))

@@ -66,6 +66,10 @@ def test_mc_step_spends_draws_until_it_detects_the_target(quick_cfg):
     assert again.evidence["instances"] == cert.evidence["instances"]
     wrong = run_checker("mc", step.with_sides(rhs=step.rhs * sp.Rational(103, 100)), der, quick_cfg)
     assert wrong.verdict == "fail"
+    # a grossly wrong statement is rejected by the pilot already: no draws spent beyond it
+    gross = run_checker("mc", step.with_sides(rhs=2 * step.rhs), der, quick_cfg)
+    assert gross.verdict == "fail"
+    assert all(r["trials"] == quick_cfg.mc_trials for r in gross.evidence["instances"])
 
 
 def test_hp_checker_rejects_dropped_factor(quick_cfg):
