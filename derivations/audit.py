@@ -204,17 +204,6 @@ def _cpu_seconds() -> float:
 LAST_CHILD_CPU = {"seconds": 0.0, "processes": 0}
 
 
-def default_jobs() -> int:
-    """Local processes for ``audit`` by default: the cores this process may use (at most 4)."""
-    import os
-
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cores = os.cpu_count() or 1
-    return max(1, min(4, cores))
-
-
 def audit_in_processes(ders, cfg, jobs: int, progress=None) -> list:
     """Audit ``ders`` in ``jobs`` local processes, one derivation per task, and return the
     results in the order of ``ders``.  Every seed derives from the master seed and the

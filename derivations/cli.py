@@ -136,7 +136,6 @@ def print_audit_table(report: dict, out=sys.stdout) -> None:
 def cmd_audit(args) -> int:
     from numeric.io import write_json_atomic
 
-    from .audit import default_jobs
     from .config import make_config
 
     if args.jobs is not None and args.jobs < 1:
@@ -155,7 +154,7 @@ def cmd_audit(args) -> int:
 
     dist.check_request(args.workers, args.scheduler)
     with dist.cluster(args.workers, args.scheduler, timeout=args.timeout) as client:
-        jobs = args.jobs if args.jobs is not None else default_jobs()
+        jobs = args.jobs if args.jobs is not None else 1
         report = run_audit(args.ids, cfg, client=client, jobs=jobs)
     print_audit_table(report)
     if args.json:
@@ -273,8 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--seed", type=int, default=None)
     q.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     q.add_argument("--jobs", type=int, default=None, metavar="N",
-                   help="local processes, one derivation each (default: the cores, at most 4; "
-                        "1: in this process); the numbers are the serial run's")
+                   help="local processes, one derivation each (default 1: in this process; "
+                        "e.g. 2 on a 2-core machine); the numbers are the serial run's")
     from .sensitivity_cli import add_dask_flags
 
     add_dask_flags(q)

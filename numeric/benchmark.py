@@ -193,8 +193,9 @@ def samplers_chunk(d, k, n):
 
 
 PIPELINE = (("audit --quick", ["-m", "derivations.cli", "audit", "--quick"], 20),
-            ("  ... --jobs 1", ["-m", "derivations.cli", "audit", "--quick", "--jobs", "1"], 20),
+            ("  ... --jobs 2", ["-m", "derivations.cli", "audit", "--quick", "--jobs", "2"], 20),
             ("audit (full)", ["-m", "derivations.cli", "audit"], 90),
+            ("  ... --jobs 2", ["-m", "derivations.cli", "audit", "--jobs", "2"], 90),
             ("first full report", ["-m", "derivations.cli", "report", "--fresh", "--out", "{tmp}/report",
                                    "--cache-dir", "{tmp}/cache"], 180))
 
