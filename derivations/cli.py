@@ -65,7 +65,7 @@ def _audit_on_worker(der_id: str, cfg, threads: int) -> dict:
         torch.set_num_threads(before)
 
 
-def run_audit(ids, cfg, progress=_progress, client=None) -> dict:
+def run_audit(ids, cfg, progress=_progress, client=None, jobs=1) -> dict:
     """Audit the derivations (all when ``ids`` is empty), in-process or, with a
     ``distributed.Client``, one derivation per task on its workers (results in the order of
     ``ids``; each derivation's seeds derive from the master seed and its id, so the
@@ -77,7 +77,15 @@ def run_audit(ids, cfg, progress=_progress, client=None) -> dict:
 
     ders = [get(i) for i in ids] if ids else list(registry().values())
     device = resolve(cfg.device)
-    if client is None:
+    if client is None and jobs > 1:          # local processes: the serial numbers, bit for bit
+        from .audit import audit_in_processes
+
+        results = audit_in_processes(ders, cfg, jobs, progress)
+        from .audit import LAST_CHILD_CPU
+
+        print(f"audit: {LAST_CHILD_CPU['processes']} local processes, CPU in them "
+              f"{LAST_CHILD_CPU['seconds']:.1f} s", file=sys.stderr)
+    elif client is None:
         results = [audit_derivation(d, cfg, progress) for d in ders]
     else:
         import torch
@@ -130,6 +138,8 @@ def cmd_audit(args) -> int:
 
     from .config import make_config
 
+    if args.jobs is not None and args.jobs < 1:
+        raise InputError(f"--jobs must be a positive integer, got {args.jobs}")
     cfg = make_config(quick=args.quick, seed=args.seed, device=args.device)
     if args.json is not None:                   # refuse an unwritable path before the work
         from numeric.io import check_file_writable
@@ -144,7 +154,8 @@ def cmd_audit(args) -> int:
 
     dist.check_request(args.workers, args.scheduler)
     with dist.cluster(args.workers, args.scheduler, timeout=args.timeout) as client:
-        report = run_audit(args.ids, cfg, client=client)
+        jobs = args.jobs if args.jobs is not None else 1
+        report = run_audit(args.ids, cfg, client=client, jobs=jobs)
     print_audit_table(report)
     if args.json:
         write_json_atomic(args.json, report)
@@ -257,6 +268,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--quick", action="store_true", help="CI-sized run")
     q.add_argument("--seed", type=int, default=None)
     q.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    q.add_argument("--jobs", type=int, default=None, metavar="N",
+                   help="local processes, one derivation each (default 1: in this process; "
+                        "e.g. 2 on a 2-core machine); the numbers are the serial run's")
     from .sensitivity_cli import add_dask_flags
 
     add_dask_flags(q)

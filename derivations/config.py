@@ -18,6 +18,11 @@ _DEFAULTS = {
     "hp_instances": (5, 3, "random instances per high-precision identity"),
     "mc_trials": (40000, 16000, "Monte Carlo draws per step check and per end-to-end point"),
     "mc_outer": (3, 2, "independent conditioning instances per conditional expectation"),
+    "mc_target_detectable": (0.005, 0.02, "smallest-detectable relative error a generic Monte "
+                             "Carlo step aims at: after mc_trials draws it draws as many more as "
+                             "its spread needs (the pass rule stays max_detectable)"),
+    "mc_max_trials": (800000, 100000, "most draws per conditioning instance of a generic Monte "
+                      "Carlo step"),
     "max_detectable": (0.03, 0.05, "largest acceptable smallest-detectable relative error"),
     "fast_trials": (640000, 40000, "data sets per end-to-end point simulated by an exact fast "
                    "sampler (the first point always simulates raw data)"),
@@ -41,6 +46,8 @@ class AuditConfig:
     hp_instances: int
     mc_trials: int
     mc_outer: int
+    mc_target_detectable: float
+    mc_max_trials: int
     max_detectable: float
     fast_trials: int
     fast_max_detectable: float
@@ -77,7 +84,10 @@ def make_config(quick: bool = False, **overrides) -> AuditConfig:
                 "fast_trials"):
         if getattr(cfg, key) < 1:
             raise InputError(f"{key} must be positive, got {getattr(cfg, key)}")
-    for key in ("max_detectable", "fast_max_detectable"):
+    if cfg.mc_max_trials < cfg.mc_trials:
+        raise InputError(f"mc_max_trials ({cfg.mc_max_trials}) must be at least mc_trials "
+                         f"({cfg.mc_trials})")
+    for key in ("max_detectable", "fast_max_detectable", "mc_target_detectable"):
         if not 0 < getattr(cfg, key) < 1:
             raise InputError(f"{key} must lie in (0, 1), got {getattr(cfg, key)}")
     return cfg

@@ -49,6 +49,10 @@ RATIO_TOL = 1e-9          # relative round-off allowed on top of lhs/rhs = 1
 TINY = 1e-300
 PARAMETRIZATIONS = ("free", "spd", "sym", "rank_r")
 SMALL_MATRIX = 64         # matrices with at most this many entries are shown in the evidence
+# A float64 ratio this far above 1 is a violation beyond any round-off: the search stops there
+# (a violated bound needs one counterexample, not the worst one) and the high-precision
+# re-evaluation confirms it; if it does not, the full search runs after all.
+EARLY_STOP = 1e-3
 
 
 def _sides(step):
@@ -158,7 +162,8 @@ def _base_env(group, batch_idx, device):
     return env
 
 
-def _search(step, derivation, cfg, group, batch_idx, search_vars, defs, backend, device, seed):
+def _search(step, derivation, cfg, group, batch_idx, search_vars, defs, backend, device, seed,
+            stop_above=math.inf):
     """Adam on log(lhs/rhs) from the chosen instances (one batch per parameter set)."""
     import torch
 
@@ -202,6 +207,8 @@ def _search(step, derivation, cfg, group, batch_idx, search_vars, defs, backend,
                         best_vals[name] = v.clone()
                     else:
                         best_vals[name][better] = v[better]
+            if float(best.max()) > stop_above:     # a clear violation: enough
+                break
         obj = torch.log(small.clamp_min(TINY)) - torch.log(big.clamp_min(TINY))
         ok = torch.isfinite(obj)
         if not bool(ok.any()):
@@ -255,7 +262,7 @@ def _describe_instance(env, names):
     return out
 
 
-def _check_pointwise(step, derivation, cfg) -> Certificate:
+def _check_pointwise(step, derivation, cfg, early_stop=True) -> Certificate:
     import torch
 
     device = resolve(cfg.device)
@@ -276,7 +283,9 @@ def _check_pointwise(step, derivation, cfg) -> Certificate:
              "env": _base_env(groups[wg], [wb], device)}
     search_vars = tuple(step.options.get("search", randoms))
     evals, iters, worst_search, restarts = n_random, 0, None, 0
-    if search_vars and cfg.ineq_restarts > 0:
+    stop_above = 1 + EARLY_STOP if early_stop else math.inf
+    stopped_early = early_stop and worst_random > stop_above
+    if search_vars and cfg.ineq_restarts > 0 and not stopped_early:
         chosen = {}
         for _, gi, bi in loc[: cfg.ineq_restarts]:
             chosen.setdefault(gi, []).append(bi)
@@ -285,7 +294,7 @@ def _check_pointwise(step, derivation, cfg) -> Certificate:
         for gi, bidx in chosen.items():
             best, best_vals, base, n_ev, iters = _search(
                 step, derivation, cfg, groups[gi], bidx, search_vars, defs, backend, device,
-                stable_seed(cfg.seed, derivation.id, step.id, "search", gi))
+                stable_seed(cfg.seed, derivation.id, step.id, "search", gi), stop_above)
             evals += n_ev
             j = int(torch.argmax(best))
             val = float(best[j])
@@ -296,6 +305,9 @@ def _check_pointwise(step, derivation, cfg) -> Certificate:
                 for name, v in best_vals.items():
                     env[name] = v[j:j + 1]
                 worst = {"ratio": val, "source": "adversarial search", "group": gi, "env": env}
+            if early_stop and worst_search > stop_above:
+                stopped_early = True
+                break
     # the worst instance, at high precision, and in a readable form
     wenv = {k: (v[0] if hasattr(v, "ndim") and v.ndim == 3 else v) for k, v in worst["env"].items()}
     try:
@@ -307,6 +319,8 @@ def _check_pointwise(step, derivation, cfg) -> Certificate:
         hp_error = None
     decisive = hp if hp is not None and math.isfinite(worst["ratio"]) else worst["ratio"]
     ok = decisive <= 1 + RATIO_TOL
+    if stopped_early and ok:      # the float64 violation did not survive: search in full
+        return _check_pointwise(step, derivation, cfg, early_stop=False)
     shown = list(dict.fromkeys(list(search_vars) + list(randoms)))
     evidence = {
         "mode": "pointwise",
@@ -323,6 +337,7 @@ def _check_pointwise(step, derivation, cfg) -> Certificate:
         "parametrize": dict(step.options.get("parametrize", {})),
         "restarts": restarts,
         "search_iters": iters,
+        "stopped_early": bool(stopped_early),
         "evaluations": evals,
         "tolerance": RATIO_TOL,
         "hp_dps": cfg.dps,
@@ -338,7 +353,8 @@ def _check_pointwise(step, derivation, cfg) -> Certificate:
                    f"{evals} evaluations")
     else:
         summary = (f"VIOLATED: lhs/rhs = {decisive:.6g} > 1 found by {worst['source']} "
-                   f"(random worst {worst_random:.4g}); counterexample in evidence")
+                   f"(random worst {worst_random:.4g}); counterexample in evidence"
+                   + ("; search stopped at the first clear violation" if stopped_early else ""))
     return Certificate("ineq", "pass" if ok else "fail", evidence, 0.0, summary)
 
 

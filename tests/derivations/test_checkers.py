@@ -35,10 +35,41 @@ def test_convergence_judge_rejects_underpowered(quick_cfg):
 
 
 def test_mc_checker_flags_underpowered_runs():
-    cfg = make_config(quick=True, device="cpu", mc_trials=30, mc_outer=1)
+    # a budget of 30 draws in all (no adaptive extension beyond mc_max_trials)
+    cfg = make_config(quick=True, device="cpu", mc_trials=30, mc_outer=1, mc_max_trials=30)
     der = get("fft_over")
     cert = run_checker("mc", der.step("inverse-wishart"), der, cfg)
     assert cert.verdict == "fail" and "underpowered" in cert.summary
+
+
+def test_extra_trials_reach_the_target_power_within_the_cap():
+    from derivations.checkers import extra_trials
+
+    cfg = make_config(quick=True)                      # target 2 %, cap 100000
+    assert extra_trials(0.01, 16000, cfg) == 0          # already there
+    n = extra_trials(0.04, 16000, cfg)                  # twice the target: 4x the draws (+10 %)
+    assert 70400 - 16000 <= n <= 70401 - 16000
+    assert extra_trials(0.5, 16000, cfg) == 100000 - 16000   # capped
+    assert extra_trials(float("nan"), 16000, cfg) == 0
+
+
+def test_mc_step_spends_draws_until_it_detects_the_target(quick_cfg):
+    """G-iid detected only 3.2 % with the 16000 pilot draws; now it draws on to the 2 % target,
+    same seed same numbers, and a wrong right-hand side is still rejected."""
+    der = get("lora_decomp_over")
+    step = der.step("G-iid")
+    cert = run_checker("mc", step, der, quick_cfg)
+    assert cert.verdict == "pass", cert.summary
+    assert cert.evidence["max_detectable_rel"] <= quick_cfg.mc_target_detectable
+    assert all(r["trials"] > quick_cfg.mc_trials for r in cert.evidence["instances"])
+    again = run_checker("mc", step, der, quick_cfg)
+    assert again.evidence["instances"] == cert.evidence["instances"]
+    wrong = run_checker("mc", step.with_sides(rhs=step.rhs * sp.Rational(103, 100)), der, quick_cfg)
+    assert wrong.verdict == "fail"
+    # a grossly wrong statement is rejected by the pilot already: no draws spent beyond it
+    gross = run_checker("mc", step.with_sides(rhs=2 * step.rhs), der, quick_cfg)
+    assert gross.verdict == "fail"
+    assert all(r["trials"] == quick_cfg.mc_trials for r in gross.evidence["instances"])
 
 
 def test_hp_checker_rejects_dropped_factor(quick_cfg):

@@ -119,3 +119,37 @@ def test_a_never_firing_event_cannot_certify_a_rate_below_three_over_n():
     wrong = step.with_sides(rhs=sp.exp(-4 * sym("t") ** 2))      # 1.2e-4 < 3/16000
     cert = run_checker("ineq", wrong, der, cfg)
     assert cert.verdict == "fail" and "underpowered" in cert.summary
+
+
+def test_search_stops_at_a_clear_violation_and_still_fails(quick_cfg):
+    """A violation beyond EARLY_STOP needs no worst case: the search stops early, the high-
+    precision re-evaluation confirms it, and the verdict is the full search's."""
+    from derivations.extra_checkers import inequality as ineq
+
+    cert = run_checker("ineq", _trunc_step(4), _der(), quick_cfg)
+    ev = cert.evidence
+    assert cert.verdict == "fail" and ev["stopped_early"]
+    assert ev["worst_ratio_hp"] > 1 + ineq.EARLY_STOP
+    full = ineq._check_pointwise(_trunc_step(4), _der(), quick_cfg, early_stop=False)
+    assert full.verdict == "fail" and not full.evidence["stopped_early"]
+    assert full.evidence["evaluations"] > ev["evaluations"]     # the saving
+    # a random instance already violating the grossly false bound: no search at all
+    gross = run_checker("ineq", _trunc_step(sp.Rational(1, 4)), _der(), quick_cfg).evidence
+    assert gross["stopped_early"] and gross["restarts"] == 0
+
+
+def test_early_stop_unconfirmed_at_high_precision_reruns_the_full_search(quick_cfg, monkeypatch):
+    """If the float64 violation did not survive at 50 digits the checker searches in full."""
+    from derivations.extra_checkers import inequality as ineq
+
+    calls = []
+    real = ineq._hp_ratio
+
+    def fake_hp(*a, **k):           # first call: pretend the violation was round-off
+        calls.append(1)
+        return 0.5 if len(calls) == 1 else real(*a, **k)
+
+    monkeypatch.setattr(ineq, "_hp_ratio", fake_hp)
+    cert = run_checker("ineq", _trunc_step(4), _der(), quick_cfg)
+    assert len(calls) == 2 and not cert.evidence["stopped_early"]
+    assert cert.verdict == "fail"
