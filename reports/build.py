@@ -259,6 +259,7 @@ def build_report(opts: ReportOptions, progress=_progress, echo=print) -> ReportR
     cfg = make_config(quick=opts.quick, seed=opts.seed, device=opts.device)
     device = resolve(cfg.device)
     ders, secs = select(tuple(opts.only), registry(), discover_sections())
+    cache_mod.snapshot_loaded()      # keys hash the sources as imported now (edits later: not)
     out = check_out(opts.out)
     inputs = check_section_inputs(opts)
     cache_root = (cache_mod.check_cache_dir(opts.cache_dir) if opts.cache_dir is not None
