@@ -1,26 +1,25 @@
 """From computed results to the report's files: figures, CSV/JSON data, the template context.
 
-Called by ``reports.build`` after every result exists; draws figures from stored numbers and
+Called by ``reports.build`` (its render stage, with the build record ``reports.record.Build``)
+after every result exists; draws figures from stored numbers and
 renders the section templates and the main template.  It computes nothing new.
 """
 from __future__ import annotations
 
 import traceback
-from pathlib import Path
 
 from .context import (derivation_view, notation_view, params_latex, provenance_view, text_or_tex)
 from .figures import convergence_figure, sweep_figure, write_csv
 from .referee import executive_summary, referee_view
+from .record import Build
 from .render import make_env
 
 
-def _env():
-    from .build import template_dirs
-
-    return make_env(template_dirs())
-
-
-def assemble(build: Path, cfg, prov, ders, stored, secs, sec_results, res, opts):
+def assemble(b: Build):
+    """``(template context, {data file name: JSON object}, failures)`` of the build ``b``
+    (figures and CSV files are written into ``b.dir`` on the way)."""
+    build, cfg, prov, opts, res = b.dir, b.cfg, b.prov, b.opts, b.result
+    ders, stored, secs, sec_results = b.ders, b.stored, b.secs, b.sec_results
     failures = []
     der_views = []
     for der in ders:
@@ -63,7 +62,7 @@ def assemble(build: Path, cfg, prov, ders, stored, secs, sec_results, res, opts)
             (build / formal["file"]).write_text(formal["text"], encoding="utf-8")
         der_views.append(view)
 
-    env = _env()
+    env = make_env(b.template_dirs)
     sec_views = []
     for sec in secs:
         sr = sec_results[sec.id]
@@ -158,7 +157,12 @@ def assemble(build: Path, cfg, prov, ders, stored, secs, sec_results, res, opts)
 
 
 def render_report(ctx: dict) -> str:
-    return _env().get_template("report.tex.j2").render(**ctx)
+    """``report.tex`` from the context ``assemble`` made.  The main template and what it
+    includes live in ``TEMPLATE_DIR`` (first in every template search path, so extra folders
+    never replace them)."""
+    from .render import TEMPLATE_DIR
+
+    return make_env([TEMPLATE_DIR]).get_template("report.tex.j2").render(**ctx)
 
 
 __all__ = ["assemble", "render_report", "params_latex"]

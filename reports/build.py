@@ -1,13 +1,19 @@
 """``lora-audit report``: audit (or reuse cached results) -> sections -> context -> LaTeX -> PDF.
 
-Pipeline (renderers never compute):
+Pipeline (renderers never compute): ``build_report`` runs small named stages on one typed
+record, ``reports.record.Build``; each stage fills its own fields of it:
 
-1. configuration and selection (bad input -> ``InputError``, exit 2, nothing written);
-2. every derivation: its audit result and its ``report_sweep``, reused from the cache when the
-   key (sources, configuration, library versions; see ``reports.cache``) is unchanged;
-3. every plug-in section's ``compute(ctx)``, cached the same way (with the files it wrote);
-4. figures and CSV/JSON data from those results; the template context; ``report.tex``;
-5. ``latexmk -pdf`` when present.
+1. ``check_inputs``: configuration and selection, ``--out``, section inputs, ``--cache-dir``
+   (bad input -> ``InputError``, exit 2, nothing written);
+2. ``open_build``: the report marker, the cache, the build folder beside ``--out``;
+3. ``audit``: every derivation's audit result and ``report_sweep``, reused from the cache when
+   the key (sources, configuration, library versions; see ``reports.cache``) is unchanged;
+4. ``compute_sections``: every plug-in section's ``compute(ctx)``, cached the same way (with the
+   files it wrote);
+5. ``render``: figures and CSV/JSON data from those results, the template context, ``report.tex``
+   (``reports.assemble``, which reads the record and never imports this module);
+6. ``compile_report``: ``latexmk -pdf`` when present;
+7. ``swap_into_place``: the build folder replaces ``--out``; 8. ``summarise``: status, message.
 
 Everything is built in a temporary folder beside ``--out`` and moved into place only when it
 succeeded: a LaTeX error (or any exception) leaves the previous report as it was; the failed
@@ -29,13 +35,12 @@ import sys
 import tempfile
 import time
 import traceback
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from numeric.errors import InputError
 from numeric.io import dumps, write_json_atomic, write_text_atomic
 
-DEFAULT_OUT = Path("out") / "report"
+from .record import DEFAULT_OUT, Build, ReportOptions, ReportResult
 # Written into every report folder this tool makes: ``--out`` may replace only a folder that
 # carries it (or an empty one); any other existing folder is refused, never deleted.
 REPORT_MARKER = ".lora-audit-report"
@@ -44,35 +49,6 @@ CACHE_SUBDIR = "cache"            # default cache: inside --out, carried over to
 
 def _progress(msg: str) -> None:
     print(f"  .. {msg}", file=sys.stderr, flush=True)
-
-
-@dataclass
-class ReportOptions:
-    out: Path = DEFAULT_OUT
-    quick: bool = False
-    fresh: bool = False
-    seed: int | None = None
-    device: str = "auto"
-    only: tuple = ()                 # derivation and/or section ids; empty = everything
-    cache_dir: Path | None = None    # default: <out>/cache (kept across rebuilds)
-    compile: bool = True             # run latexmk when present
-    latex_timeout: int = 300
-    spectra: tuple = ()              # (BASE, TUNED) checkpoints for the spectra section
-    spectra_adapter: str | None = None   # or a LoRA adapter folder (PEFT layout)
-
-
-@dataclass
-class ReportResult:
-    status: int
-    out: Path
-    tex: Path | None = None
-    pdf: Path | None = None
-    failures: list = field(default_factory=list)
-    derivations: dict = field(default_factory=dict)    # id -> "computed" | "cached"
-    sections: dict = field(default_factory=dict)       # id -> "computed" | "cached" | "error"
-    seconds: float = 0.0
-    latex_log: str = ""
-    message: str = ""
 
 
 # --------------------------------------------------------------------------- selection
@@ -245,138 +221,181 @@ def _swap_into_place(build: Path, out: Path) -> None:
         os.rename(build, out)
 
 
-# ---------------------------------------------------------------------------------- main
-def build_report(opts: ReportOptions, progress=_progress, echo=print) -> ReportResult:
+# ---------------------------------------------------------------------------------- stages
+def check_inputs(opts: ReportOptions) -> Build:
+    """Stage 1: configuration, selection, ``--out``, section inputs, ``--cache-dir``.
+
+    Every refusal (``InputError``, exit 2) happens here, before anything is written."""
     from derivations import registry
     from derivations.config import make_config
     from numeric.device import resolve
-    from numeric.provenance import provenance
 
     from . import cache as cache_mod
-    from .section import SectionContext, discover_sections
+    from .section import discover_sections
 
     t_start = time.perf_counter()
     cfg = make_config(quick=opts.quick, seed=opts.seed, device=opts.device)
     device = resolve(cfg.device)
     ders, secs = select(tuple(opts.only), registry(), discover_sections())
+    cache_mod.snapshot_loaded()      # keys hash the sources as imported now (edits later: not)
     out = check_out(opts.out)
     inputs = check_section_inputs(opts)
     cache_root = (cache_mod.check_cache_dir(opts.cache_dir) if opts.cache_dir is not None
                   else out / CACHE_SUBDIR)
-    # -- nothing was written before this line: every refusal above leaves the disk untouched --
-    out.mkdir(parents=True, exist_ok=True)
-    if not _is_ours(out):                    # new or empty: now a (still empty) report folder
-        _write_marker(out)
-    cache = cache_mod.ResultCache(cache_root, enabled=not opts.fresh)
-    res = ReportResult(status=0, out=out)
-    build = Path(tempfile.mkdtemp(prefix=f".{out.name}.build-", dir=out.parent))
-    os.chmod(build, 0o755)
-    _write_marker(build)
+    return Build(opts=opts, cfg=cfg, device=device, ders=ders, secs=secs, out=out,
+                 cache_root=cache_root, inputs=inputs, template_dirs=template_dirs(),
+                 result=ReportResult(status=0, out=out), t_start=t_start)
+
+
+def open_build(b: Build) -> None:
+    """Stage 2: mark ``--out`` as ours, open the cache, make the build folder beside ``--out``."""
+    from . import cache as cache_mod
+
+    b.out.mkdir(parents=True, exist_ok=True)
+    if not _is_ours(b.out):                  # new or empty: now a (still empty) report folder
+        _write_marker(b.out)
+    b.cache = cache_mod.ResultCache(b.cache_root, enabled=not b.opts.fresh)
+    b.dir = Path(tempfile.mkdtemp(prefix=f".{b.out.name}.build-", dir=b.out.parent))
+    os.chmod(b.dir, 0o755)
+    _write_marker(b.dir)
+
+
+def audit(b: Build, progress) -> None:
+    """Stage 3: every derivation's audit result and sweep, from the cache or computed."""
+    from numeric.provenance import provenance
+
+    from . import cache as cache_mod
+
+    keys_by_module = {}
+    for der in b.ders:
+        key, ingredients = cache_mod.derivation_key(der, b.cfg, b.device)
+        keys_by_module.setdefault(der.module.__name__ if der.module else der.id, []).append(key)
+        entry = b.cache.load("derivations", der.id, key)
+        if entry is None:
+            progress(f"{der.id}: auditing")
+            entry = compute_derivation(der, b.cfg, b.device, progress)
+            b.cache.store("derivations", der.id, key, entry, ingredients)
+            b.result.derivations[der.id] = "computed"
+        else:
+            progress(f"{der.id}: reusing the cached audit (computed {entry['computed']['date']})")
+            b.result.derivations[der.id] = "cached"
+        b.stored[der.id] = entry
+    b.derivation_keys = {m: "+".join(k) for m, k in keys_by_module.items()}
+    b.prov = provenance(b.device, config=b.cfg.as_dict())
+    b.audit = {"provenance": b.prov,
+               "verdict": "pass" if all(e["audit"]["verdict"] == "pass" for e in b.stored.values())
+               else "fail",
+               "derivations": {i: e["audit"] for i, e in b.stored.items()}}
+
+
+def _section_inputs_key(sec_inputs):
+    from . import cache as cache_mod
+
+    if not sec_inputs:
+        return None
+    return {"named": sec_inputs, "files": cache_mod.file_fingerprint(*sec_inputs.values())}
+
+
+def _compute_one_section(b: Build, sec, progress) -> None:
+    from . import cache as cache_mod
+    from .section import SectionContext
+
+    sec_inputs = b.inputs.get(sec.id)
+    key, ingredients = cache_mod.section_key(sec, b.cfg, b.device, b.derivation_keys,
+                                             b.template_dirs, inputs=_section_inputs_key(sec_inputs))
+    data = b.cache.load("sections", sec.id, key, files_to=b.dir)
+    if data is not None:
+        progress(f"section {sec.id}: reusing the cached result")
+        b.sec_results[sec.id] = {"data": data, "ok": True}
+        b.result.sections[sec.id] = "cached"
+        return
+    progress(f"section {sec.id}: computing")
+    before = set(os.listdir(b.dir))
+    ctx = SectionContext(cfg=b.cfg, quick=b.cfg.quick, seed=b.cfg.seed, device=b.device,
+                         inputs=sec_inputs or {}, out_dir=b.dir, audit=b.audit,
+                         progress=progress, work_dir=b.cache.root / "work")
+    t0 = time.perf_counter()
     try:
-        # -- derivations --------------------------------------------------------------
-        stored, keys_by_module = {}, {}
-        for der in ders:
-            key, ingredients = cache_mod.derivation_key(der, cfg, device)
-            keys_by_module.setdefault(der.module.__name__ if der.module else der.id, []).append(key)
-            entry = cache.load("derivations", der.id, key)
-            if entry is None:
-                progress(f"{der.id}: auditing")
-                entry = compute_derivation(der, cfg, device, progress)
-                cache.store("derivations", der.id, key, entry, ingredients)
-                res.derivations[der.id] = "computed"
-            else:
-                progress(f"{der.id}: reusing the cached audit (computed {entry['computed']['date']})")
-                res.derivations[der.id] = "cached"
-            stored[der.id] = entry
-        keys_by_module = {m: "+".join(k) for m, k in keys_by_module.items()}
+        data = compute_section(sec, ctx)
+    except Exception as exc:  # noqa: BLE001 -- shown in the report, exit status 1
+        b.sec_results[sec.id] = {"ok": False, "error": traceback.format_exc(limit=6),
+                                 "error_line": f"{type(exc).__name__}: {exc}"}
+        b.result.sections[sec.id] = "error"
+        return
+    new_files = sorted(b.dir / f for f in set(os.listdir(b.dir)) - before
+                       if (b.dir / f).is_file())
+    b.cache.store("sections", sec.id, key, data, ingredients, files=new_files)
+    b.sec_results[sec.id] = {"data": data, "ok": True,
+                             "seconds": round(time.perf_counter() - t0, 2)}
+    b.result.sections[sec.id] = "computed"
 
-        prov = provenance(device, config=cfg.as_dict())
-        audit = {"provenance": prov,
-                 "verdict": "pass" if all(e["audit"]["verdict"] == "pass" for e in stored.values())
-                 else "fail",
-                 "derivations": {i: e["audit"] for i, e in stored.items()}}
 
-        # -- sections -------------------------------------------------------------------
-        sec_results = {}
-        for sec in secs:
-            sec_inputs = inputs.get(sec.id)
-            key, ingredients = cache_mod.section_key(
-                sec, cfg, device, keys_by_module, template_dirs(),
-                inputs={"named": sec_inputs, "files": cache_mod.file_fingerprint(
-                    *sec_inputs.values())} if sec_inputs else None)
-            data = cache.load("sections", sec.id, key, files_to=build)
-            if data is not None:
-                progress(f"section {sec.id}: reusing the cached result")
-                sec_results[sec.id] = {"data": data, "ok": True}
-                res.sections[sec.id] = "cached"
-                continue
-            progress(f"section {sec.id}: computing")
-            before = set(os.listdir(build))
-            ctx = SectionContext(cfg=cfg, quick=cfg.quick, seed=cfg.seed, device=device,
-                                 inputs=sec_inputs or {},
-                                 out_dir=build, audit=audit, progress=progress,
-                                 work_dir=cache.root / "work")
-            t0 = time.perf_counter()
-            try:
-                data = compute_section(sec, ctx)
-            except Exception as exc:  # noqa: BLE001 -- shown in the report, exit status 1
-                sec_results[sec.id] = {"ok": False, "error": traceback.format_exc(limit=6),
-                                       "error_line": f"{type(exc).__name__}: {exc}"}
-                res.sections[sec.id] = "error"
-                continue
-            new_files = sorted(build / f for f in set(os.listdir(build)) - before
-                               if (build / f).is_file())
-            cache.store("sections", sec.id, key, data, ingredients, files=new_files)
-            sec_results[sec.id] = {"data": data, "ok": True,
-                                   "seconds": round(time.perf_counter() - t0, 2)}
-            res.sections[sec.id] = "computed"
+def compute_sections(b: Build, progress) -> None:
+    """Stage 4: every plug-in section's ``compute``, from the cache or computed (with its files)."""
+    for sec in b.secs:
+        _compute_one_section(b, sec, progress)
 
-        # -- figures, data, context, LaTeX ---------------------------------------------------
-        from .assemble import assemble, render_report
 
-        ctx, data_files, failures = assemble(build, cfg, prov, ders, stored, secs, sec_results,
-                                             res, opts)
-        res.failures = failures
-        tex_text = render_report(ctx)
-        write_text_atomic(build / "report.tex", tex_text)
-        for name, obj in data_files.items():
-            write_json_atomic(build / name, obj)
+def render(b: Build) -> None:
+    """Stage 5: figures, data files and ``report.tex`` in the build folder (nothing computed)."""
+    from . import assemble as assemble_mod
 
-        have_tex = shutil.which("latexmk") is not None
-        if opts.compile and have_tex:
-            progress("compiling report.pdf with latexmk")
-            ok, log = compile_pdf(build, opts.latex_timeout)
-            if not ok:
-                failed = out.with_name(f".{out.name}.failed")
-                if failed.exists():
-                    if not (failed.is_dir() and _is_ours(failed)):
-                        raise InputError(f"{failed}: exists and is not a failed build of this "
-                                         "tool; move it away to keep failed builds")
-                    shutil.rmtree(failed)
-                os.rename(build, failed)
-                res.status, res.latex_log = 1, log
-                res.message = (f"LaTeX failed; the previous report in {out} is unchanged; the "
-                               f"failed build is in {failed}\n--- LaTeX log (relevant part) ---\n{log}")
-                res.seconds = time.perf_counter() - t_start
-                return res
-        for f in build.iterdir():
-            if f.is_file():
-                os.chmod(f, 0o644)
-        _swap_into_place(build, out)
-    except BaseException:
-        shutil.rmtree(build, ignore_errors=True)
-        raise
+    ctx, b.data_files, b.failures = assemble_mod.assemble(b)
+    b.result.failures = b.failures
+    b.tex = assemble_mod.render_report(ctx)
+    write_text_atomic(b.dir / "report.tex", b.tex)
+    for name, obj in b.data_files.items():
+        write_json_atomic(b.dir / name, obj)
+
+
+def compile_report(b: Build, progress) -> bool:
+    """Stage 6: ``latexmk`` when asked for and present.  False when LaTeX failed: the build
+    folder is then kept as ``.<out>.failed`` and ``--out`` is left as it was."""
+    b.have_tex = shutil.which("latexmk") is not None
+    if not (b.opts.compile and b.have_tex):
+        return True
+    progress("compiling report.pdf with latexmk")
+    ok, log = compile_pdf(b.dir, b.opts.latex_timeout)
+    if ok:
+        b.pdf = b.dir / "report.pdf"
+        return True
+    failed = b.out.with_name(f".{b.out.name}.failed")
+    if failed.exists():
+        if not (failed.is_dir() and _is_ours(failed)):
+            raise InputError(f"{failed}: exists and is not a failed build of this "
+                             "tool; move it away to keep failed builds")
+        shutil.rmtree(failed)
+    os.rename(b.dir, failed)
+    res = b.result
+    res.status, res.latex_log = 1, log
+    res.message = (f"LaTeX failed; the previous report in {b.out} is unchanged; the "
+                   f"failed build is in {failed}\n--- LaTeX log (relevant part) ---\n{log}")
+    res.seconds = time.perf_counter() - b.t_start
+    return False
+
+
+def swap_into_place(b: Build) -> None:
+    """Stage 7: the finished build folder replaces ``--out`` (the cache inside it moves over)."""
+    for f in b.dir.iterdir():
+        if f.is_file():
+            os.chmod(f, 0o644)
+    _swap_into_place(b.dir, b.out)
+
+
+def summarise(b: Build) -> ReportResult:
+    """Stage 8: status, timings and the one-paragraph message of a build that finished."""
+    res, out = b.result, b.out
     res.tex = out / "report.tex"
     res.pdf = out / "report.pdf" if (out / "report.pdf").is_file() else None
     res.status = 1 if res.failures else 0
-    res.seconds = time.perf_counter() - t_start
+    res.seconds = time.perf_counter() - b.t_start
     n_comp = sum(v == "computed" for v in res.derivations.values())
     summary = (f"{len(res.derivations)} derivations ({n_comp} computed, "
                f"{len(res.derivations) - n_comp} reused from the cache), "
                f"{len(res.sections)} sections, {res.seconds:.1f} s")
     if res.pdf:
         res.message = f"wrote {res.pdf} ({summary})"
-    elif opts.compile and not have_tex:
+    elif b.opts.compile and not b.have_tex:
         res.message = (f"wrote {res.tex} ({summary}); latexmk not found, so no PDF: install TeX "
                        f"(e.g. apt-get install latexmk texlive-latex-extra lmodern) and run "
                        f"`latexmk -pdf report.tex` in {out}")
@@ -385,3 +404,21 @@ def build_report(opts: ReportOptions, progress=_progress, echo=print) -> ReportR
     if res.failures:
         res.message += "\nFAILURES shown in the report:\n" + "\n".join(f"  - {f}" for f in res.failures)
     return res
+
+
+# ---------------------------------------------------------------------------------- main
+def build_report(opts: ReportOptions, progress=_progress, echo=print) -> ReportResult:
+    b = check_inputs(opts)
+    # -- nothing was written before this line: every refusal above leaves the disk untouched --
+    open_build(b)
+    try:
+        audit(b, progress)
+        compute_sections(b, progress)
+        render(b)
+        if not compile_report(b, progress):
+            return b.result                  # LaTeX failed: previous report intact
+        swap_into_place(b)
+    except BaseException:
+        shutil.rmtree(b.dir, ignore_errors=True)
+        raise
+    return summarise(b)

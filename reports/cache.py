@@ -10,6 +10,10 @@ An entry is stored under a key that hashes everything its result depends on:
 * the audit configuration (``AuditConfig.as_dict()``, seed included), the resolved device;
 * the versions of the numerical libraries and of Python.
 
+Module sources are hashed as this process imported them (``snapshot_loaded``), not as the
+files read later: a module edited on disk during a build is hashed with the text that ran, so
+the result of the old code is never stored under the new code's key.
+
 A stale entry can therefore never be found: any change gives a different key.  ``--fresh``
 ignores the cache (and overwrites it).  Entries are written atomically; entries of the same item
 under an older key are removed when a new one is written.
@@ -48,11 +52,62 @@ def module_file(name: str) -> Path | None:
     return Path(spec.origin)
 
 
-def module_source(name: str) -> str:
+# Source text of every project module as it was when this process imported it, keyed by module
+# name.  The cache key must describe the code that *runs*, and a module runs the source it was
+# imported from: a file edited on disk while a build is under way (after the sections and
+# derivations were imported, before their keys are computed) must not lend its new text to a
+# result computed by the old code.  Filled by ``snapshot_loaded()`` (called when the build has
+# imported its derivations and sections) and, for a module first met later, when it is first read.
+_LOADED_SOURCES: dict[str, str] = {}
+
+
+def _read(name: str) -> str:
     path = module_file(name)
     if path is None:
         raise ImportError(f"cannot find the source of module {name!r}")
     return path.read_text(encoding="utf-8")
+
+
+def _imported_file(mod) -> str | None:
+    spec = getattr(mod, "__spec__", None)
+    origin = getattr(spec, "origin", None) or getattr(mod, "__file__", None)
+    return origin if origin and str(origin).endswith(".py") else None
+
+
+def snapshot_loaded() -> int:
+    """Record the source of every imported project module not recorded yet; returns how many.
+
+    Read from the file each module was imported from (``module.__spec__.origin``), once per
+    process: later edits of that file do not change what this process hashes for it."""
+    import sys
+
+    n = 0
+    for name, mod in list(sys.modules.items()):
+        if name in _LOADED_SOURCES or name.split(".")[0] not in PROJECT_PACKAGES:
+            continue
+        origin = _imported_file(mod)
+        if origin is None:
+            continue
+        try:
+            _LOADED_SOURCES[name] = Path(origin).read_text(encoding="utf-8")
+        except OSError:
+            continue
+        n += 1
+    return n
+
+
+def module_source(name: str) -> str:
+    """The source of project module ``name`` as this process runs it (see ``_LOADED_SOURCES``).
+
+    A module not imported yet is read from disk now and that text is kept, so every key this
+    process computes uses one text per module."""
+    text = _LOADED_SOURCES.get(name)
+    if text is None:
+        snapshot_loaded()                   # imported since the last snapshot: record it now
+        text = _LOADED_SOURCES.get(name)
+    if text is None:
+        text = _LOADED_SOURCES.setdefault(name, _read(name))
+    return text
 
 
 def _resolve(node, current: str, is_pkg: bool) -> list[str]:
@@ -77,7 +132,7 @@ def _direct_imports(name: str) -> tuple:
     path = module_file(name)
     if path is None:
         return ()
-    tree = ast.parse(path.read_text(encoding="utf-8"))
+    tree = ast.parse(module_source(name))
     is_pkg = path.name == "__init__.py"
     found = set()
     for node in ast.walk(tree):
@@ -137,7 +192,8 @@ def derivation_key(der, cfg, device) -> tuple[str, dict]:
     extra_sources = tuple(der.extra.get("sources", ()))
     deps = project_dependencies(*( [own] if own else []), *ENGINE_MODULES, *plugin_modules(),
                                 *extra_sources)
-    deps = [m for m in deps if m != own]
+    # ``own`` stays among the dependencies: ``own_source`` is what ``Derivation.source_text``
+    # reads (from disk), the dependency hash is the text this process imported.
     ingredients = {
         "kind": "derivation",
         "id": der.id,

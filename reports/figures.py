@@ -8,16 +8,9 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from .plotting import PAGE, pyplot
 
-def _plt():
-    import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    plt.rcParams.update({"font.size": 9, "figure.figsize": (5.0, 3.1), "pdf.fonttype": 42,
-                         "savefig.bbox": "tight", "axes.grid": True, "grid.alpha": 0.3})
-    return plt
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:
@@ -36,7 +29,7 @@ def _mathlabel(latex_name: str) -> str:
 
 
 def sweep_figure(out_dir: Path, der_id: str, sweep: dict, param_latex: str) -> dict:
-    plt = _plt()
+    plt = pyplot(PAGE)
     param = sweep["param"]
     stem = f"{der_id}-sweep"
     xs = [p[param] for p in sweep["points"]]
@@ -60,7 +53,7 @@ def sweep_figure(out_dir: Path, der_id: str, sweep: dict, param_latex: str) -> d
 
 
 def convergence_figure(out_dir: Path, der_id: str, rows: list[dict]) -> dict:
-    plt = _plt()
+    plt = pyplot(PAGE)
     stem = f"{der_id}-convergence"
     xs = sorted({r["scale"] for r in rows})
     fig, ax = plt.subplots()

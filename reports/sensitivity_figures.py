@@ -19,29 +19,21 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib.colors import TwoSlopeNorm
+from matplotlib.ticker import FormatStrFormatter, LogLocator, MaxNLocator, NullFormatter
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.colors import TwoSlopeNorm  # noqa: E402
-from matplotlib.ticker import (FormatStrFormatter, LogLocator, MaxNLocator,  # noqa: E402
-                               NullFormatter)
+from .plotting import PRINT, TEXT_WIDTH, pyplot, save_pdf
 
-# drawn at natural size in the report (no scaling): these are the printed sizes, all >= 7 pt
-plt.rcParams.update({"font.size": 8.5, "axes.titlesize": 8.5, "axes.labelsize": 8.5,
-                     "xtick.labelsize": 8, "ytick.labelsize": 8, "legend.fontsize": 7.5,
-                     "pdf.fonttype": 42})
-WIDTH = 6.4             # inches: the report's text width is 6.5 in
+plt = pyplot(PRINT)
+WIDTH = TEXT_WIDTH
 
 VERDICT_STYLE = {"agree": ("tab:green", "o"), "tie": ("tab:orange", "s"),
                  "disagree": ("tab:red", "x")}
 
 
 def _save(fig, path: Path) -> Path:
-    fig.savefig(path, format="pdf", bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return save_pdf(fig, path)
 
 
 def _closest(values, target):

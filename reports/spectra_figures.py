@@ -13,19 +13,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from .plotting import pyplot, save_pdf
+
+plt = pyplot()
 
 MAX_LINES = 24
 
 
 def _save(fig, path: Path) -> Path:
-    fig.savefig(path, format="pdf", bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return save_pdf(fig, path)
 
 
 def spectra_figure(layers: list[dict], path: Path) -> Path | None:

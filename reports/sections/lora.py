@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 
 from derivations.checkers import stable_seed
+from reports.plotting import PAGE_TALL, pyplot
 from reports.section import Section
 
 SID = "lora"
@@ -29,15 +30,6 @@ _FIG = {
 _XS = (4.0, 2.5, 1.8, 1.2)
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    plt.rcParams.update({"font.size": 9, "figure.figsize": (5.0, 3.2), "pdf.fonttype": 42,
-                         "savefig.bbox": "tight", "axes.grid": True, "grid.alpha": 0.3})
-    return plt
 
 
 def _risk_vs_rank(ctx, regime) -> dict:
@@ -73,7 +65,7 @@ def _risk_vs_rank(ctx, regime) -> dict:
                      "fft_exact": fft})
     r_opt = sharp.optimal_rank(d, k, n, 1.0, sv)
     best_sim = min(rows, key=lambda q: q["sim_mean"])
-    plt = _plt()
+    plt = pyplot(PAGE_TALL)
     fig, ax = plt.subplots()
     rs = [q["r"] for q in rows]
     dense = list(range(1, max(rs) + 1))

@@ -14,6 +14,7 @@ import mpmath as mp
 import numpy as np
 
 from derivations.checkers import stable_seed
+from reports.plotting import PAGE, pyplot
 from reports.section import Section
 
 SID = "misalignment"
@@ -21,15 +22,6 @@ IDS = ("misalign_exact", "misalign_first_order", "misalign_second_order", "misal
        "misalign_sample", "misalign_decomposition", "misalign_cross_under")
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    plt.rcParams.update({"font.size": 9, "figure.figsize": (5.0, 3.1), "pdf.fonttype": 42,
-                         "savefig.bbox": "tight", "axes.grid": True, "grid.alpha": 0.3})
-    return plt
 
 
 def _csv(path, rows):
@@ -189,7 +181,7 @@ def _cross(ctx):
 
 # ----------------------------------------------------------------------------------- figures
 def _fig_exact(ctx, rows):
-    plt = _plt()
+    plt = pyplot(PAGE)
     fig, ax = plt.subplots()
     for key in sorted({(r["a"], r["b"], r["c1"], r["c2"]) for r in rows}):
         sub = [r for r in rows if (r["a"], r["b"], r["c1"], r["c2"]) == key]
@@ -211,7 +203,7 @@ def _fig_exact(ctx, rows):
 
 
 def _fig_finite(ctx, rows):
-    plt = _plt()
+    plt = pyplot(PAGE)
     fig, axes = plt.subplots(1, 2, figsize=(6.4, 3.0))
     ax = axes[0]
     for tail in sorted({r["tail"] for r in rows}):
@@ -324,7 +316,7 @@ def _sample_study(ctx):
 
 def _fig_sample(ctx, rows):
     """One panel per case: simulated E beta, the law r b_r/(n-r-1), and the three bounds."""
-    plt = _plt()
+    plt = pyplot(PAGE)
     cases = list(dict.fromkeys(r["case"] for r in rows))
     ncol = min(2, len(cases))
     nrow = -(-len(cases) // ncol)
