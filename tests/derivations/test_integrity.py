@@ -65,6 +65,24 @@ def test_unvisited_region_is_refused(quick_cfg):
     assert any("dropped by the rank" in v["rule"] for v in cert.evidence["violations"])
 
 
+def test_step_region_left_unvisited_is_refused(quick_cfg):
+    """misalign_second_order: control "square dropped" is false only where K > 1 and the bound
+    is tight; points of step "bound" without such a point are an error of the derivation."""
+    from derivations.theorems import misalign_bounds as mb
+
+    der = get("misalign_second_order")
+    steps = tuple(replace(s, options={**s.options, "ineq_params": lambda cfg: [
+        p for p in mb.second_params(cfg) if not mb._k_above_1_tight(p)]})
+        if s.id == "bound" else s
+        for s in der.steps)
+    cert = check_generic(replace(der, steps=steps), quick_cfg)
+    assert cert.verdict == "error"
+    assert any("region of step bound: K > 1" in v["rule"] for v in cert.evidence["violations"])
+    ok = check_generic(der, quick_cfg)
+    assert ok.verdict == "pass"
+    assert any(r["rule"].startswith("region of step bound") for r in ok.evidence["rules"])
+
+
 def test_formula_that_disagrees_with_the_statement_is_refused(quick_cfg):
     der = get("fft_over")
     wrong = replace(der, formula=lambda p: der.formula(p, denominator_shift=2))
