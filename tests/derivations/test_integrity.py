@@ -208,3 +208,15 @@ def test_noise_quantile_location_is_audited(quick_cfg, monkeypatch):
     t = [t for t in der.extra["truth"] if t.name.startswith("Marchenko")]
     cert = check_truth(replace(der, extra={**der.extra, "truth": t}), quick_cfg)
     assert cert.verdict == "error"
+
+
+def test_sample_misalignment_bound_code_is_tied_to_sympy(quick_cfg, monkeypatch):
+    """misalign_sample: B_mis and the high-probability bound are assembled in numeric code;
+    a change to that code alone (one more failure event) is refused by source_of_truth."""
+    from numeric import sample_misalignment as sm
+
+    der = get("misalign_sample")
+    assert check_truth(der, quick_cfg).verdict == "pass"
+    monkeypatch.setattr(sm, "N_EVENTS_MEAN", 5)
+    cert = check_truth(der, quick_cfg)
+    assert cert.verdict == "error" and "B_mis" in cert.summary
