@@ -220,3 +220,22 @@ def test_sample_misalignment_bound_code_is_tied_to_sympy(quick_cfg, monkeypatch)
     monkeypatch.setattr(sm, "N_EVENTS_MEAN", 5)
     cert = check_truth(der, quick_cfg)
     assert cert.verdict == "error" and "B_mis" in cert.summary
+
+
+def test_growth_pieces_computed_by_the_code_are_tied_to_their_definitions(quick_cfg, monkeypatch):
+    """misalign_growth: the assembly was tied with the code's own pieces; a piece computed wrongly
+    (tau^2 one percent high) is now refused by source_of_truth."""
+    from numeric import sample_misalignment as sm
+
+    der = get("misalign_growth")
+    real = sm.pieces
+
+    def wrong(*a, **kw):
+        out = dict(real(*a, **kw))
+        out["tau2"] = out["tau2"] * 1.01      # consistently: the assembly agrees with it
+        out["bound"] = out["bound"] * 1.01
+        return out
+
+    monkeypatch.setattr(sm, "pieces", wrong)
+    cert = check_truth(der, quick_cfg)
+    assert cert.verdict == "error" and "piece tau2" in cert.summary
