@@ -13,7 +13,9 @@ not certified), never a pass:
   both sides of the output dimension (``k`` larger and smaller than the sample side, ``d`` when
   ``n > d`` and ``n`` when ``n < d``: the two branches of every ``max(k, .)``) and every region
   the derivation declares in ``extra["regions"]`` (``{name: predicate(params) -> bool}``, e.g.
-  a spike on each side of a detection threshold).  "Admits" is decided by the derivation's own
+  a spike on each side of a detection threshold); ``extra["step_regions"]`` (``{name: (step id,
+  predicate)}``) declares a region the points of one step must visit (a control that is false
+  only beyond a threshold is rejected only if some point lies there).  "Admits" is decided by the derivation's own
   ``validate``: a generic variant of one of its points is built and offered to it.
 * ``source_of_truth`` -- each numeric implementation (the ``formula`` the checks compare with,
   the bounds ``evaluate`` prints, per-component costs) is evaluated against the SymPy expression
@@ -183,6 +185,12 @@ def _rules(der, entry) -> list[dict]:
          relevant="Delta" in names)
     rule("rank r >= 2", lambda p: p.r >= 2, lambda p: [{"r": 2}, {"r": 2, "shift_sv": (3.0, 1.7)}],
          relevant="r" in names)
+    for name, (sid, pred) in der.extra.get("step_regions", {}).items():
+        if f"step {sid}" in entry["users"]:
+            hit = [p for p in pts if pred(p)]
+            rules.append({"rule": f"region of step {sid}: {name}", "holds": bool(hit),
+                          "applies": True, "witness": hit[0].as_dict() if hit else None,
+                          "admitted_variant": None})
     if entry["statement"]:
         rule("output dimension k above the sample side", lambda p: p.k > _side(p),
              lambda p: [{"k": _side(p) + 1}, {"k": _side(p) + 3}])

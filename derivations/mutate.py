@@ -3,7 +3,8 @@ planted error?
 
 Mutations are generated systematically from the syntax trees of the mathematical code
 (``derivations/theorems/*.py`` -- SymPy statements, steps, definitions, numeric formulas -- and
-the numeric modules ``numeric/{sharp,lora_bounds,ridgeless,misalignment,estimators}.py``), one
+the numeric modules ``numeric/{sharp,lora_bounds,ridgeless,misalignment,estimators,
+sample_misalignment,samplers}.py`` -- the last the fast estimator path of the simulations), one
 change each:
 
 * ``const+1`` / ``const-1``: a numeric constant in arithmetic changed by one (off-by-one
@@ -15,7 +16,12 @@ change each:
 * ``swap-dim``: a dimension swapped for another (``d -> n``, ``k -> d``, ...; names and
   attributes ``p.d``);
 * ``method-swap``: an estimator primitive replaced by a wrong one (``rsqrt -> sqrt``,
-  ``svdvals -> eigvalsh``...).
+  ``svdvals -> eigvalsh``...);
+* ``swap-sym``: a symbol of the mathematics swapped for one it is easily confused with
+  (``s_r <-> s_{r+1}``, ``eta <-> eps``, ``C <-> C_0``, ``sigma <-> sigma^2``...; only to a
+  name the same file uses, so the mutant runs);
+* ``call-drop``: a one-argument ``sqrt``/``exp``/``log``/``abs`` dropped (an exponent 1/2
+  lost, a scale changed).
 
 Code that is the audit's own (negative controls, check-point tables, instance generators,
 input validation, messages, the source-of-truth tables) is not mutated: a mutation there
@@ -55,7 +61,8 @@ TARGET_FILES = tuple(sorted(str(p.relative_to(ROOT)) for p in (ROOT / "derivatio
                                                                "theorems").glob("*.py")
                             if p.name != "__init__.py")) + (
     "numeric/sharp.py", "numeric/lora_bounds.py", "numeric/ridgeless.py",
-    "numeric/misalignment.py", "numeric/estimators.py")
+    "numeric/misalignment.py", "numeric/estimators.py", "numeric/sample_misalignment.py",
+    "numeric/samplers.py")
 
 # the audit's own code: not the mathematics under test
 SKIP_CALLS = {"Control", "Justification", "make_params", "require", "InputError", "Certificate",
@@ -89,6 +96,15 @@ SKIP_ASSIGN = {"ORDER", "T_DS", "INIT_SCALES", "SEARCH", "_SEARCH", "_CONV", "_B
                "_SPIKE_M0", "_CHECK_POINTS", "GENERIC_EXEMPT", "SMALL_MATRIX", "NOISE_FREE",
                "_SPIKE_QUANTITY", "MAPPINGS", "lit"}
 DIMS = {"d": "n", "n": "d", "k": "d"}
+# symbols of the mathematics that are easily confused: a head and a tail singular value, the
+# two deviations of a covariance, a weighted and an unweighted quantity, sqrt(n) and sqrt(d)
+SYMBOL_SWAPS = {"s_r": "s_r1", "s_r1": "s_r", "head": "tail", "tail": "head", "sn": "sd",
+                "sd": "sn", "eta": "eps", "eps": "eta", "m0": "m_t", "b_r": "b0", "b0": "b_r",
+                "tau2": "b_r", "C0": "C", "C": "C0", "W": "Wcov", "SigmaHalf": "Sigma",
+                "Sigma": "SigmaHalf", "sigma": "sigma2", "sigma2": "sigma", "beta": "b_r",
+                "rho": "eta", "kappa": "eta", "Z1": "Z2", "Z2": "Z1", "U": "V", "V": "U"}
+# one-argument functions whose dropping changes an exponent (sqrt: 1/2) or a scale
+DROP_CALLS = {"sqrt", "exp", "log", "abs", "rsqrt", "log1p"}
 METHODS = {"rsqrt": "sqrt", "svdvals": "eigvalsh", "eigvalsh": "svdvals", "cholesky": "inv",
            "pinv": "inv"}
 
@@ -183,6 +199,7 @@ class _Collector(ast.NodeVisitor):
         self.text, self.path, self.off = text, path, _offsets(text)
         self.scope = ["<module>"]
         self.skip = 0
+        self.names = {n.id for n in ast.walk(ast.parse(text)) if isinstance(n, ast.Name)}
         self.out = []
 
     # -- context ------------------------------------------------------------------------
@@ -227,8 +244,11 @@ class _Collector(ast.NodeVisitor):
         self.generic_visit(node)
 
     def visit_Call(self, node):
-        if _call_name(node) in SKIP_CALLS:
+        name = _call_name(node)
+        if name in SKIP_CALLS:
             return
+        if name in DROP_CALLS and len(node.args) == 1 and not node.keywords:
+            self._add(node, "call-drop", ast.unparse(node.args[0]))
         self.visit(node.func)
         for a in node.args:
             self.visit(a)
@@ -283,6 +303,9 @@ class _Collector(ast.NodeVisitor):
     def visit_Name(self, node):
         if node.id in DIMS and isinstance(node.ctx, ast.Load):
             self._add(node, "swap-dim", DIMS[node.id])
+        other = SYMBOL_SWAPS.get(node.id)
+        if other and other in self.names and isinstance(node.ctx, ast.Load):
+            self._add(node, "swap-sym", other)     # only to a name the file defines/uses
 
     def visit_Attribute(self, node):
         if node.attr in DIMS and isinstance(node.ctx, ast.Load) and isinstance(node.value, ast.Name):

@@ -97,8 +97,38 @@ def first_params(cfg):
     return _draw(cfg, 16 if cfg.quick else 60, "first", eps_scale=0.6, flips=True)
 
 
+# A fixed instance on the far side of the threshold K = 1 where the second-order bound is
+# within a factor K of beta_mis (beta_mis * K / bound = 8.8): there the bound with the square
+# dropped, K (1 + s_{r+1}/(s_r - K)), is false.  The drawn instances visit K > 1, but the bound
+# is so loose there that whether one of them lands where the dropped square fails depended on
+# the seed (it did not at audit seed 8); the region is declared in ``extra["step_regions"]`` so
+# the audit refuses a point set that leaves it unvisited.
+_TIGHT_K_ABOVE_1 = dict(d=4, k=2, n=6, r=1, sigma=1.0,
+                        shift_sv=(2993.88689069521, 1890.5480542864448),
+                        fit_eigs=(0.982768441286411, 1.2962334997058476, 0.9239231917321018,
+                                  1.4087880785157059),
+                        cov_angle=-0.023605622813255726, coupling=0.03370950958111699,
+                        seed=68449767)
+
+
 def second_params(cfg):
-    return _draw(cfg, 12 if cfg.quick else 60, "second", eps_scale=0.03, big=True)
+    return (_draw(cfg, 12 if cfg.quick else 60, "second", eps_scale=0.03, big=True)
+            + [make_params(**_TIGHT_K_ABOVE_1)])
+
+
+def _K_summary(p):
+    s = mis.point_summary(p)
+    return s["second_order_K"], s["beta_mis"], s["second_order_bound"]
+
+
+def _k_below_1(p):
+    K, _, bound = _K_summary(p)
+    return math.isfinite(bound) and 0 < K <= 1
+
+
+def _k_above_1_tight(p):
+    K, beta_v, bound = _K_summary(p)
+    return math.isfinite(bound) and K > 1 and beta_v * K > bound
 
 
 def _with_rank2(params, count):
@@ -354,6 +384,11 @@ second = Derivation(
     extra={"evaluate_details": details,
            "statement_options": _ineq(second_params, search_iters=50),
            "generic_exempt": GENERIC_EXEMPT, "truth_statement": False,
+           # both sides of K = 1 at the points of step "bound" (its control "square dropped"
+           # is weaker than the bound for K <= 1 and false only beyond it)
+           "step_regions": {"K <= 1 (small misalignment)": ("bound", _k_below_1),
+                            "K > 1 with beta_mis > K(1 + s_{r+1}/(s_r - K))":
+                                ("bound", _k_above_1_tight)},
            "truth": (Truth("beta_mis (code) vs its definition", beta, formula,
                            points=_finite_second),
                      Truth("second-order bound printed by evaluate",

@@ -152,6 +152,12 @@ def _piece_env(p, dps):
             "rho_g": mp.mpf(float(pc["rho"]))}
 
 
+def _piece(key):
+    def value(p):
+        return float(_pieces(p)[key])
+    return value
+
+
 def _bound_value(p):
     pc = _pieces(p)
     return float(pc["bound"]) if bool(pc["valid"]) else \
@@ -265,7 +271,12 @@ derivation = Derivation(
            "truth_statement": False,
            "truth": (Truth("bound assembled from its pieces",
                            4 * (1 + rho) * tau2 / (m0 * (gamma0 - et) ** 2), _bound_value,
-                           env=_piece_env),)},
+                           env=_piece_env),)
+           # ... and each piece the code computes tied to its SymPy definition (a change to how
+           # the code computes tau^2, m0, gamma0, eps~, rho or beta_mis alone is refused)
+           + tuple(Truth(f"piece {key} (code) vs its definition", symbol, _piece(key), tol=1e-7)
+                   for key, symbol in (("tau2", tau2), ("m0", m0), ("gamma0", gamma0),
+                                       ("et", et), ("rho", rho), ("beta", beta)))},
 )
 
 DERIVATIONS = [derivation]

@@ -65,6 +65,24 @@ def test_unvisited_region_is_refused(quick_cfg):
     assert any("dropped by the rank" in v["rule"] for v in cert.evidence["violations"])
 
 
+def test_step_region_left_unvisited_is_refused(quick_cfg):
+    """misalign_second_order: control "square dropped" is false only where K > 1 and the bound
+    is tight; points of step "bound" without such a point are an error of the derivation."""
+    from derivations.theorems import misalign_bounds as mb
+
+    der = get("misalign_second_order")
+    steps = tuple(replace(s, options={**s.options, "ineq_params": lambda cfg: [
+        p for p in mb.second_params(cfg) if not mb._k_above_1_tight(p)]})
+        if s.id == "bound" else s
+        for s in der.steps)
+    cert = check_generic(replace(der, steps=steps), quick_cfg)
+    assert cert.verdict == "error"
+    assert any("region of step bound: K > 1" in v["rule"] for v in cert.evidence["violations"])
+    ok = check_generic(der, quick_cfg)
+    assert ok.verdict == "pass"
+    assert any(r["rule"].startswith("region of step bound") for r in ok.evidence["rules"])
+
+
 def test_formula_that_disagrees_with_the_statement_is_refused(quick_cfg):
     der = get("fft_over")
     wrong = replace(der, formula=lambda p: der.formula(p, denominator_shift=2))
@@ -190,3 +208,34 @@ def test_noise_quantile_location_is_audited(quick_cfg, monkeypatch):
     t = [t for t in der.extra["truth"] if t.name.startswith("Marchenko")]
     cert = check_truth(replace(der, extra={**der.extra, "truth": t}), quick_cfg)
     assert cert.verdict == "error"
+
+
+def test_sample_misalignment_bound_code_is_tied_to_sympy(quick_cfg, monkeypatch):
+    """misalign_sample: B_mis and the high-probability bound are assembled in numeric code;
+    a change to that code alone (one more failure event) is refused by source_of_truth."""
+    from numeric import sample_misalignment as sm
+
+    der = get("misalign_sample")
+    assert check_truth(der, quick_cfg).verdict == "pass"
+    monkeypatch.setattr(sm, "N_EVENTS_MEAN", 5)
+    cert = check_truth(der, quick_cfg)
+    assert cert.verdict == "error" and "B_mis" in cert.summary
+
+
+def test_growth_pieces_computed_by_the_code_are_tied_to_their_definitions(quick_cfg, monkeypatch):
+    """misalign_growth: the assembly was tied with the code's own pieces; a piece computed wrongly
+    (tau^2 one percent high) is now refused by source_of_truth."""
+    from numeric import sample_misalignment as sm
+
+    der = get("misalign_growth")
+    real = sm.pieces
+
+    def wrong(*a, **kw):
+        out = dict(real(*a, **kw))
+        out["tau2"] = out["tau2"] * 1.01      # consistently: the assembly agrees with it
+        out["bound"] = out["bound"] * 1.01
+        return out
+
+    monkeypatch.setattr(sm, "pieces", wrong)
+    cert = check_truth(der, quick_cfg)
+    assert cert.verdict == "error" and "piece tau2" in cert.summary

@@ -37,7 +37,9 @@ def test_generation_is_systematic_and_deterministic():
     ms = mutate.generate()
     assert len(ms) >= 60 and len({m.id for m in ms}) == len(ms)
     assert {"const+1", "const-1", "op-swap", "drop-left", "drop-right", "square", "neg-drop",
-            "swap-dim", "method-swap"} <= {m.op for m in ms}
+            "swap-dim", "method-swap", "swap-sym", "call-drop"} <= {m.op for m in ms}
+    # the sample-covariance bounds and the fast estimator path are mutated too
+    assert {"numeric/sample_misalignment.py", "numeric/samplers.py"} <= {m.file for m in ms}
     assert {m.file.split("/")[0] for m in ms} == {"derivations", "numeric"}
     assert [m.id for m in mutate.sample(ms, 60, seed=1)] == [m.id for m in mutate.sample(ms, 60, 1)]
     assert len(mutate.sample(ms, 60, seed=1)) == 60
@@ -100,3 +102,17 @@ def test_merge_joins_parts_of_one_run(tmp_path):
     s = merged["summary"]
     assert s["mutants"] == 3 and s["killed"] == 2 and s["baseline"]["false_alarms"] == 0
     assert main(["mutate", "--merge", str(a), str(b), "--json", str(tmp_path / "m.json")]) == 0
+
+
+def test_symbol_swaps_and_dropped_calls_are_valid_code():
+    """A swapped symbol is always one the file itself uses (the mutant runs, it does not just
+    crash), and a dropped sqrt/exp keeps the argument."""
+    ms = mutate.generate(files=("derivations/theorems/misalign_sample.py",))
+    text = (mutate.ROOT / "derivations/theorems/misalign_sample.py").read_text()
+    swaps = [m for m in ms if m.op == "swap-sym"]
+    assert swaps and all(m.replacement.strip("()") in text for m in swaps)
+    assert any(m.original == "s_r1" and m.replacement == "(s_r)" for m in swaps)
+    drops = [m for m in ms if m.op == "call-drop"]
+    assert any(m.original.startswith("sp.exp(") for m in drops)
+    for m in swaps[:5] + drops[:5]:
+        compile(m.apply(text), "mutant", "exec")
