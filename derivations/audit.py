@@ -180,6 +180,16 @@ def audit_derivation(derivation: Derivation, cfg, progress=None,
 
 
 # ------------------------------------------------------------------- local process parallelism
+def without_timings(result):
+    """An audit result (or any part of one) without its ``seconds`` fields: what must agree
+    bit for bit between two runs of the same audit, serial, in processes or on a cluster."""
+    if isinstance(result, dict):
+        return {k: without_timings(v) for k, v in result.items() if k != "seconds"}
+    if isinstance(result, list):
+        return [without_timings(v) for v in result]
+    return result
+
+
 def _audit_in_child(der_id: str, cfg, threads: int) -> dict:
     import torch
 

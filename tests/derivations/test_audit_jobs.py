@@ -6,16 +6,8 @@ import json
 import pytest
 
 from derivations import get
-from derivations.audit import LAST_CHILD_CPU, audit_in_processes
+from derivations.audit import LAST_CHILD_CPU, audit_in_processes, without_timings
 from derivations.cli import main
-
-
-def _strip_seconds(x):
-    if isinstance(x, dict):
-        return {k: _strip_seconds(v) for k, v in x.items() if k != "seconds"}
-    if isinstance(x, list):
-        return [_strip_seconds(v) for v in x]
-    return x
 
 
 @pytest.mark.slow
@@ -27,10 +19,18 @@ def test_processes_give_the_serial_results_bitwise(quick_cfg, audit_cache):
     for i, r in zip(ids, par):
         serial = audit_cache(i)
         # json round trip: floats compared by their exact repr, NaN-safe
-        assert json.dumps(_strip_seconds(r), sort_keys=True) == \
-            json.dumps(_strip_seconds(serial), sort_keys=True), i
+        assert json.dumps(without_timings(r), sort_keys=True) == \
+            json.dumps(without_timings(serial), sort_keys=True), i
 
 
 def test_bad_jobs_is_refused(capsys):
     assert main(["audit", "--quick", "--jobs", "0", "fft_over"]) == 2
     assert "--jobs" in capsys.readouterr().err
+
+
+def test_without_timings_drops_only_the_seconds():
+    a = {"id": "x", "seconds": 1.0, "steps": [{"verdict": "pass", "seconds": 2.0}]}
+    b = {"id": "x", "seconds": 9.0, "steps": [{"verdict": "pass", "seconds": 0.1}]}
+    assert without_timings(a) == without_timings(b) == {"id": "x", "steps": [{"verdict": "pass"}]}
+    c = {"id": "x", "seconds": 1.0, "steps": [{"verdict": "fail", "seconds": 2.0}]}
+    assert without_timings(a) != without_timings(c)      # anything else still counts
