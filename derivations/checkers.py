@@ -200,6 +200,11 @@ def mc_verdict(rows, cfg):
     return "pass", f"max |z| = {worst_z:.2f}", worst_z, worst_det
 
 
+# a pilot |z| beyond which a Monte Carlo comparison is judged at once (chance probability
+# below 1e-15 under a true statement, even allowing for the skew of the pilot's t-statistic)
+Z_DECISIVE = 8.0
+
+
 def mc_compare(step, derivation, cfg, params, outer_index: int, device):
     """One conditioning instance: paired draws of the step's random symbols; lhs - rhs."""
     import torch
@@ -236,15 +241,27 @@ def mc_compare(step, derivation, cfg, params, outer_index: int, device):
     draw(cfg.mc_trials)
     diff = summarize(torch.cat(diffs))
     scale = abs(float(torch.cat(rhs_vals).mean()))
-    # a pilot that already rejects (|z| > Z_PASS: a wrong statement, e.g. a negative control)
-    # needs no more power; only a pilot that passes is driven to the target
-    rejected = diff.se > 0 and abs(diff.z(0.0)) > Z_PASS
-    extra = 0 if rejected else extra_trials(diff.detectable(scale), diff.trials, cfg)
+    # the pilot only decides how many draws to take; the verdict is on all of them.  Only a
+    # decisive pilot (|z| > Z_DECISIVE: a wrong statement, e.g. a negative control, beyond any
+    # chance under a true one) is judged without more draws.  A pilot merely above Z_PASS is
+    # driven to the target like a passing one: judging it there would add a second look at
+    # the data, and the 10-seed full-audit baseline found such a chance rejection (|z| = 4.4 at
+    # 40 000 draws, a skewed weighted chi-square) of the true step lora_decomp_over G-iid.
+    extra = pilot_extension(diff.z(0.0) if diff.se > 0 else 0.0, diff.detectable(scale),
+                            diff.trials, cfg)
     if extra:          # the pilot's spread says how many more draws reach the target power
         draw(extra)
         diff = summarize(torch.cat(diffs))
         scale = abs(float(torch.cat(rhs_vals).mean()))
     return diff, scale
+
+
+def pilot_extension(z, detectable_rel, trials, cfg) -> int:
+    """Further draws after a pilot with statistic ``z``: none after a decisive pilot
+    (``|z| > Z_DECISIVE``), otherwise those that reach the target power (``extra_trials``)."""
+    if abs(z) > Z_DECISIVE:
+        return 0
+    return extra_trials(detectable_rel, trials, cfg)
 
 
 def extra_trials(detectable_rel, trials, cfg) -> int:

@@ -102,3 +102,22 @@ def test_config_rejects_unknown_keys():
         make_config(mc_trails=5)
     with pytest.raises(InputError, match="dps must be at least 50"):
         make_config(dps=30)
+
+
+def test_only_a_decisive_pilot_is_judged_without_more_draws():
+    """The pilot decides the number of draws, not the verdict: a pilot at |z| = 4.4 (above the
+    pass line, within chance of a true statement over a whole audit) is extended like a passing
+    one; only |z| > Z_DECISIVE stops at the pilot."""
+    from derivations.checkers import Z_DECISIVE, extra_trials, pilot_extension
+    from derivations.config import make_config
+    from numeric.stats import Z_PASS
+
+    cfg = make_config(quick=True)
+    assert Z_DECISIVE >= 2 * Z_PASS
+    want = extra_trials(0.04, 16000, cfg)
+    assert want > 0
+    for z in (0.3, -4.4, 4.4, 7.9):
+        assert pilot_extension(z, 0.04, 16000, cfg) == want
+    for z in (8.1, -30.0):
+        assert pilot_extension(z, 0.04, 16000, cfg) == 0
+    assert pilot_extension(1.0, 0.01, 16000, cfg) == 0    # already at the target power
