@@ -162,6 +162,24 @@ EQUIVALENT: dict = {
 }
 
 
+# Names that are orthogonal projections wherever the mathematics uses them (misalign_sample's
+# ``Q = P_r(D)^+ P_r(D)``, ``Qperp = I - Q``; ``tests/derivations/test_mutate.py`` checks their
+# definitions): squaring one (``P^2 = P``) changes no value.
+PROJECTIONS = {"Q", "Qperp"}
+
+
+def equivalent_reason(m) -> str | None:
+    """Why the mutant ``m`` (a :class:`Mutant` or its dict) leaves every statement true, or
+    None: listed in ``EQUIVALENT``, or a squared orthogonal projection."""
+    get = m.get if isinstance(m, dict) else lambda key: getattr(m, key)
+    if get("id") in EQUIVALENT:
+        return EQUIVALENT[get("id")]
+    rep = get("replacement") or ""
+    if get("op") == "square" and any(rep.endswith(f"* ({p}) ** 2)") for p in PROJECTIONS):
+        return "a squared orthogonal projection (P^2 = P): the same matrix"
+    return None
+
+
 @dataclass(frozen=True)
 class Mutant:
     id: str
@@ -194,12 +212,144 @@ def _call_name(node) -> str:
     return f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")
 
 
+# ------------------------------------------------------------------- the audit's own code
+# Option keys whose callables are check-point tables (which points a check visits), not the
+# mathematics; "points" / "params" anywhere in the key counts too.
+TABLE_KEYS = {"points", "params", "ineq_params", "hp_params", "mc_params", "check_points",
+              "value_points", "conv_params"}
+
+
+def _is_table_key(key) -> bool:
+    return isinstance(key, str) and (key in TABLE_KEYS or "points" in key or "params" in key)
+
+
+def _top_name(fn):
+    """(file relative to ROOT, dotted name) of a function defined in the project: ``f`` for a
+    top-level function, ``outer.f`` for a closure (only the closure, never its factory, which
+    may build the mathematics too); lambdas and foreign callables give None."""
+    import functools
+    import inspect
+
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    fn = inspect.unwrap(fn) if callable(fn) else fn
+    code = getattr(fn, "__code__", None)
+    qual = getattr(fn, "__qualname__", "")
+    if code is None or "<lambda>" in qual:
+        return None
+    try:
+        rel = str(Path(code.co_filename).resolve().relative_to(ROOT))
+    except ValueError:
+        return None
+    return rel, qual.replace(".<locals>", "")
+
+
+def _callables(obj, table: bool, out_table: set, out_math: set, depth=0):
+    """Walk hooks: callables under a table key go to ``out_table``, others to ``out_math``."""
+    if depth > 4:
+        return
+    if isinstance(obj, dict):
+        for key, v in obj.items():
+            _callables(v, table or _is_table_key(key), out_table, out_math, depth + 1)
+    elif isinstance(obj, (list, tuple)):
+        for v in obj:
+            _callables(v, table, out_table, out_math, depth + 1)
+    elif callable(obj) and not isinstance(obj, type):
+        name = _top_name(obj)
+        if name:
+            (out_table if table else out_math).add(name)
+
+
+def audit_table_functions() -> dict:
+    """Functions (dotted names), per file, that the derivations use only as the audit's own tables:
+    check points and instance lists (``hp_params``, ``mc_params``, ``check_points``, option keys
+    with "points"/"params", ``Truth.points``/``env``), input validation, region predicates
+    (``extra["regions"]``, ``extra["step_regions"]``) and the negative controls' variants.  A
+    function also used as mathematics (a ``formula``, ``simulate``, a ``Truth`` value, any other
+    hook) is never in the set."""
+    from dataclasses import fields
+
+    from . import registry
+    from .core import Truth
+
+    table, math = set(), set()
+    for der in registry().values():
+        for hook in ("hp_params", "mc_params", "check_points", "validate"):
+            _callables(getattr(der, hook), True, table, math)
+        for hook in ("formula", "simulate"):
+            _callables(getattr(der, hook), False, table, math)
+        for c in der.controls:
+            for f in fields(c):
+                _callables(getattr(c, f.name), True, table, math)
+        for st in (*der.steps, der.statement):
+            for key, v in (getattr(st, "options", None) or {}).items():
+                _callables(v, _is_table_key(key), table, math)
+        for key, v in der.extra.items():
+            if key in ("regions", "step_regions", "generic_exempt"):
+                _callables(v, True, table, math)
+            elif key == "truth":
+                for t in (v if isinstance(v, (list, tuple)) else (v,)):
+                    if isinstance(t, Truth):
+                        _callables(t.value, False, table, math)
+                        _callables((t.points, t.env), True, table, math)
+            else:
+                _callables(v, _is_table_key(key), table, math)
+    out: dict = {}
+    for rel, name in table - math:
+        out.setdefault(rel, set()).add(name)
+    return out
+
+
+def _decorated_checker(node) -> bool:
+    return any(isinstance(d, ast.Call) and _call_name(d) == "checker" for d in node.decorator_list)
+
+
+def audit_code_names(text: str, table: set = frozenset()) -> set:
+    """Top-level names of ``text`` that are the audit's own code: functions registered as
+    checkers (``@checker``), the given table functions, and -- to a fixed point -- every
+    top-level function or assignment whose every use in the file lies inside audit code (a
+    checker's helpers, the planted variants its controls select)."""
+    tree = ast.parse(text)
+    tops = {}
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            tops[node.name] = node
+        elif isinstance(node, ast.Assign):
+            for t in node.targets:
+                if isinstance(t, ast.Name):
+                    tops[t.id] = node
+    audit = {n for n, node in tops.items()
+             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+             and (_decorated_checker(node) or n in table)}
+    nested = {n for n in table if "." in n}
+    # where each top-level name is used: the top-level definition containing the use
+    uses: dict = {}
+    for node in tree.body:
+        owner = (node.name if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+                 else next((t.id for t in getattr(node, "targets", ()) if isinstance(t, ast.Name)),
+                           None))
+        for sub in ast.walk(node):
+            if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Load) and sub.id in tops:
+                uses.setdefault(sub.id, []).append(owner)
+    changed = True
+    while changed:
+        changed = False
+        for n in tops:
+            if n in audit or not uses.get(n):
+                continue
+            if all(o in audit and o != n for o in uses[n]):
+                audit.add(n)
+                changed = True
+    return audit | nested
+
+
 class _Collector(ast.NodeVisitor):
-    def __init__(self, text, path):
+    def __init__(self, text, path, audit_names=frozenset()):
         self.text, self.path, self.off = text, path, _offsets(text)
         self.scope = ["<module>"]
         self.skip = 0
         self.names = {n.id for n in ast.walk(ast.parse(text)) if isinstance(n, ast.Name)}
+        self.audit_names = set(audit_names)
         self.out = []
 
     # -- context ------------------------------------------------------------------------
@@ -210,7 +360,7 @@ class _Collector(ast.NodeVisitor):
 
     def visit_FunctionDef(self, node):
         self.scope.append(node.name)
-        if node.name in SKIP_FUNCTIONS:
+        if node.name in SKIP_FUNCTIONS or ".".join(self.scope[1:]) in self.audit_names:
             self._skipping(node, self.generic_visit)
         else:
             for stmt in node.body:
@@ -224,7 +374,8 @@ class _Collector(ast.NodeVisitor):
 
     def visit_Assign(self, node):
         names = {t.id for t in node.targets if isinstance(t, ast.Name)}
-        if names & SKIP_ASSIGN:
+        if names & SKIP_ASSIGN or (len(self.scope) == 1 and names and
+                                   names <= self.audit_names):
             return
         self.generic_visit(node)
 
@@ -316,11 +467,13 @@ class _Collector(ast.NodeVisitor):
 
 
 def generate(files=TARGET_FILES, root: Path = ROOT) -> list[Mutant]:
-    """Every mutant of the target files (deterministic order), syntax-checked."""
+    """Every mutant of the target files (deterministic order), syntax-checked; the audit's own
+    code (:func:`audit_code_names`) is not mutated."""
     out = []
+    tables = audit_table_functions() if root == ROOT else {}
     for rel in files:
         text = (root / rel).read_text(encoding="utf-8")
-        col = _Collector(text, rel)
+        col = _Collector(text, rel, audit_code_names(text, tables.get(rel, set())))
         col.visit(ast.parse(text))
         seen = set()
         for m in col.out:
@@ -454,9 +607,9 @@ def run_baseline(seeds, quick=True, timeout=3600, ids=None, progress=None) -> li
 
 
 def summarize_results(rows, baseline=None) -> dict:
-    judged = [r for r in rows if r["mutant"]["id"] not in EQUIVALENT]
-    equivalent = [dict(r, reason=EQUIVALENT[r["mutant"]["id"]]) for r in rows
-                  if r["mutant"]["id"] in EQUIVALENT]
+    judged = [r for r in rows if equivalent_reason(r["mutant"]) is None]
+    equivalent = [dict(r, reason=equivalent_reason(r["mutant"])) for r in rows
+                  if equivalent_reason(r["mutant"]) is not None]
     killed = [r for r in judged if r["status"] != "survived"]
     by = {}
     for r in judged:
@@ -508,10 +661,15 @@ def cmd_mutate(args) -> int:
         raise InputError(f"--sample must be positive, got {args.sample}")
     if args.timeout <= 0:
         raise InputError(f"--timeout must be positive, got {args.timeout}")
+    if args.shard and not 0 <= args.shard[0] < args.shard[1]:
+        raise InputError(f"--shard K/N needs 0 <= K < N, got {args.shard[0]}/{args.shard[1]}")
     if args.baseline_seeds < 0:
         raise InputError(f"--baseline-seeds must be >= 0, got {args.baseline_seeds}")
     everything = generate()
     chosen = everything if args.sample is None else sample(everything, args.sample, args.seed)
+    if args.shard:
+        k, count = args.shard
+        chosen = chosen[k::count]
     if args.no_mutants:
         chosen = []
     if args.only:       # over every mutant (ids are content-based: stable when lines move)
@@ -532,7 +690,7 @@ def cmd_mutate(args) -> int:
             continue
         res = run_mutant(m, ids, quick=args.quick, seed=args.audit_seed, timeout=args.timeout)
         rows.append({"mutant": asdict(m), "derivations": ids, **res})
-        tag = "EQUIVALENT " if m.id in EQUIVALENT else ""
+        tag = "EQUIVALENT " if equivalent_reason(m) else ""
         print(f"[{i}/{len(chosen)}] {tag}{res['status']:<8} {res['seconds']:6.1f}s  {m.file}:"
               f"{m.line} {m.op}: {m.original[:50]!r} -> {m.replacement[:50]!r}  "
               f"{res.get('caught_by') or ''}"[:260], flush=True)
@@ -570,6 +728,16 @@ def cmd_mutate(args) -> int:
     return 0 if not summ["survivors"] and not (baseline and summ["baseline"]["false_alarms"]) else 1
 
 
+def _shard(text: str):
+    import argparse
+
+    try:
+        k, count = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--shard wants K/N (e.g. 0/2), got {text!r}") from None
+    return k, count
+
+
 def register(sub) -> None:
     q = sub.add_parser("mutate", help="mutation suite: plant errors, audit, report the catch rate")
     q.add_argument("--sample", type=int, default=None,
@@ -583,6 +751,9 @@ def register(sub) -> None:
     q.add_argument("--timeout", type=float, default=900.0, help="seconds per mutant")
     q.add_argument("--baseline-seeds", type=int, default=0,
                    help="also audit the unmutated tree at seeds 0..K-1 (false alarms)")
+    q.add_argument("--shard", type=_shard, default=None, metavar="K/N",
+                   help="run only every N-th chosen mutant from the K-th (0-based): parts of "
+                        "one sample for parallel processes, joined with --merge")
     q.add_argument("--list", action="store_true", help="list the mutants and exit")
     q.add_argument("--merge", nargs="+", default=None, metavar="JSON",
                    help="merge result files of one sample run in parts into --json, and exit")

@@ -113,6 +113,14 @@ def details(p):
     return mis.point_summary(p)
 
 
+def _shown_leading(p):
+    """The leading coefficient as ``evaluate`` prints it (``point_summary``)."""
+    shown = details(p)
+    if "leading_coefficient" not in shown:
+        raise ValueError(f"evaluate shows no leading coefficient at the 2 x 2 instance {p}")
+    return shown["leading_coefficient"]
+
+
 steps = (
     Step("eigenvalue", ((a ** 2 * c1 - lam) * (b ** 2 * c2 - lam)
                         - a ** 2 * b ** 2 * eps ** 2).subs(lam, lam_expr),
@@ -198,7 +206,9 @@ DERIVATIONS = [Derivation(
            "generic_exempt": GENERIC_EXEMPT, "truth_statement": False,
            "truth": (Truth("exact bias (closed-form code) vs its SymPy closed form", closed,
                            formula),
-                     Truth("leading coefficient (code) vs SymPy", coef, leading)),
+                     Truth("leading coefficient (code) vs SymPy", coef, leading),
+                     Truth("leading coefficient shown by evaluate vs SymPy", coef,
+                           _shown_leading)),
            "chain_exempt": ("a series statement: its coefficient is derived by step leading and "
                             "the limit is checked at 50 digits by series_hp")},
 )]

@@ -33,7 +33,7 @@ from numeric import sample_misalignment as sm
 from numeric.params import make_params
 from symbolic.ops import Expect, Frob2, OpNorm, PInv, SigmaMin, SingVal, TruncSVD
 
-from ..common import Delta, Id, SigmaHalf, X, d, half, n, r, require, sym
+from ..common import Delta, Id, SigmaHalf, X, d, half, k, n, r, require, sigma, sym
 from ..core import Control, Derivation, Justification, Statement, Step, Truth
 
 ORDER = 63
@@ -166,6 +166,21 @@ def _finite_mean_points(cfg):
 
 def _hp_value(p):
     return sm.hp_bias_bound(p.n, p.d, p.r, _weighted_sv(p), T_BIAS)["value"]
+
+
+def _fft_threshold_value(p):
+    """The largest tail energy ``b_r`` for which the bound stays below FFT's risk (shown in the
+    report's misalignment section) at ``t = T_BIAS``."""
+    return sm.fft_threshold_tail(p.n, p.d, p.k, p.r, _weighted_sv(p), p.sigma,
+                                 T_BIAS)["b_r_max"]
+
+
+def _fft_threshold_points(cfg):
+    """The admissible points of the bias bound, with a noise level ``sigma != 1`` (it scales
+    FFT's risk) and ``k != d``."""
+    import dataclasses
+
+    return [dataclasses.replace(p, sigma=s) for p, s in zip(bias_points(cfg), (0.7, 1.9))]
 
 
 def _leading(factor):
@@ -366,7 +381,12 @@ derivation = Derivation(
            "truth": (Truth("statement right-hand side B_mis(t) vs formula (at its minimising t)",
                            Bmean_t, formula, points=_finite_mean_points, env=_mean_t_env),
                      Truth(f"high-probability bias bound at t = {T_BIAS:g} (code) vs SymPy",
-                           B_t.subs(t, T_BIAS), _hp_value, points=bias_points)),
+                           B_t.subs(t, T_BIAS), _hp_value, points=bias_points),
+                     Truth(f"tail energy below which the bound beats FFT's risk sigma^2 k d/"
+                           f"(n-d-1), at t = {T_BIAS:g} (report) vs SymPy",
+                           (sigma ** 2 * k * d * n * m_t * (gamma_t - et_t) ** 2
+                            / (4 * (1 + s_r1 / s_r) * r * (n - d - 1))).subs(t, T_BIAS),
+                           _fft_threshold_value, points=_fft_threshold_points)),
            },
 )
 

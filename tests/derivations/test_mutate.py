@@ -23,6 +23,10 @@ SAMPLE = [
     ("numeric/sharp.py", "_keep_split", "const+1", "1"),
     # the leading coefficient of the misalignment series in the numeric code
     ("numeric/misalignment.py", "leading_coefficient_2x2", "const+1", "2"),
+    # a quantity only the report shows (the tail energy below which the bound beats FFT)
+    ("numeric/sample_misalignment.py", "fft_threshold_tail", "swap-dim", "k"),
+    # a case split of what evaluate prints (the 2 x 2 leading coefficient then never shown)
+    ("numeric/misalignment.py", "point_summary", "swap-dim", "p.d"),
 ]
 
 
@@ -76,6 +80,16 @@ def test_cli_list_and_bad_input(tmp_path, capsys):
     assert "5 of" in out
     assert main(["mutate", "--sample", "0"]) == 2
     assert "--sample must be positive" in capsys.readouterr().err
+    # shards of one sample partition it
+    lists = []
+    for k in range(3):
+        assert main(["mutate", "--list", "--sample", "10", "--shard", f"{k}/3"]) == 0
+        lists.append([ln.split()[0] for ln in capsys.readouterr().out.splitlines()[:-1]])
+    assert main(["mutate", "--list", "--sample", "10"]) == 0
+    whole = [ln.split()[0] for ln in capsys.readouterr().out.splitlines()[:-1]]
+    assert sorted(sum(lists, [])) == sorted(whole) and len(whole) == 10
+    assert main(["mutate", "--list", "--shard", "3/3"]) == 2
+    assert "--shard" in capsys.readouterr().err
 
 
 def test_summary_counts_equivalents_apart(monkeypatch):
@@ -116,3 +130,72 @@ def test_symbol_swaps_and_dropped_calls_are_valid_code():
     assert any(m.original.startswith("sp.exp(") for m in drops)
     for m in swaps[:5] + drops[:5]:
         compile(m.apply(text), "mutant", "exec")
+
+
+def test_every_listed_equivalent_is_a_generated_mutant():
+    """A key of EQUIVALENT that no longer names a mutant (its code changed) is stale: the
+    classification it carried must be redone, not silently kept."""
+    ids = {m.id for m in mutate.generate()}
+    stale = sorted(set(mutate.EQUIVALENT) - ids)
+    assert not stale, stale
+
+
+def test_the_audits_own_code_is_not_mutated_but_the_mathematics_is():
+    ms = mutate.generate()
+    where = {(m.file, m.function.split(".")[0]) for m in ms}
+    audit_code = [
+        ("derivations/theorems/mc_samplers.py", "check_sampler_two_sample"),   # a checker
+        ("derivations/theorems/mc_samplers.py", "check_sampler_identity"),
+        ("derivations/theorems/mc_samplers.py", "_raw_summary"),     # used by a checker only
+        ("derivations/theorems/mc_samplers.py", "_wrong_over"),      # a control's variant
+        ("derivations/theorems/misalign_bounds.py", "_k_below_1"),   # a region predicate
+        ("derivations/theorems/misalign_growth.py", "params"),       # a check-point table
+        ("derivations/theorems/misalign_sample.py", "bias_points"),
+    ]
+    assert not [c for c in audit_code if c in where]
+    mathematics = [
+        ("derivations/theorems/misalign_growth.py", "_bound_value"),
+        ("derivations/theorems/lora_sharp.py", "_components"),
+        ("derivations/theorems/misalign_exact.py", "<module>"),
+        ("numeric/samplers.py", "risks"),
+    ]
+    assert not [c for c in mathematics if c not in where]
+
+
+def test_audit_code_closure_on_a_small_module():
+    text = """
+@checker("x")
+def check_x(step, der, cfg):
+    return _helper(2) + shared(3)
+
+def _helper(v):
+    return v + 1
+
+def shared(v):
+    return v * 2
+
+def formula(p):
+    return shared(p) - 1
+
+TABLE = {"a": 1}
+"""
+    names = mutate.audit_code_names(text, {"points"})
+    assert {"check_x", "_helper"} <= names      # the checker and what only it uses
+    assert "shared" not in names and "formula" not in names   # also used by the mathematics
+    assert "TABLE" not in names                 # module level is never presumed audit code
+
+
+def test_squared_projections_are_equivalent_and_the_names_are_projections():
+    from derivations.theorems import misalign_sample as ms_mod
+    from symbolic.ops import PInv, TruncSVD
+
+    defs = dict(ms_mod.DEFS)
+    assert isinstance(defs["Q"].args[0], PInv) and isinstance(defs["Q"].args[1], TruncSVD)
+    assert defs["Qperp"] == ms_mod.Id - ms_mod.Q
+    ms = mutate.generate(files=("derivations/theorems/misalign_sample.py",))
+    sq = [m for m in ms if m.op == "square"]
+    proj = [m for m in sq if m.replacement.endswith("* (Qperp) ** 2)")
+            or m.replacement.endswith("* (Q) ** 2)")]
+    assert proj and all(mutate.equivalent_reason(m) for m in proj)
+    other = [m for m in sq if m not in proj]
+    assert other and not any(mutate.equivalent_reason(m) for m in other)
