@@ -25,11 +25,20 @@ def registry() -> dict:
     found.sort(key=lambda t: (t[0], t[1]))
     from symbolic.text import check_title
 
+    from .checkers import load_all
+
+    known = load_all()                      # every checker, loaded up front
     out = {}
     for _, _, der in found:
         if der.id in out:
             raise ValueError(f"derivation id {der.id!r} declared twice")
         check_title(der.title, f"derivation {der.id}")     # LaTeX, no code in print
+        for item in (*der.steps, der.statement):
+            unknown = [c for c in item.checks if c not in known]
+            if unknown:
+                where = f"step {item.id!r}" if hasattr(item, "id") else "its statement"
+                raise ValueError(f"derivation {der.id}: {where} names unknown checker(s) "
+                                 f"{', '.join(unknown)}; known: {', '.join(sorted(known))}")
         out[der.id] = der
     return out
 

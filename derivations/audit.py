@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import time
 
-from .checkers import check_end_to_end, get_checker, run_checker
-from .core import NEUTRAL_VERDICTS, Certificate, Derivation, Timer
+from .checkers import run_checker
+from .core import NEUTRAL_VERDICTS, Certificate, Derivation
 
 
 def step_checks(step) -> tuple:
@@ -35,23 +35,7 @@ def step_verdict(certs) -> str:
 
 
 def _statement_cert(name, derivation, cfg, formula=None) -> Certificate:
-    fn = get_checker(name)
-    with Timer() as t:
-        try:
-            if name == "end_to_end":
-                cert = check_end_to_end(derivation.statement, derivation, cfg, formula)
-            elif fn is None:
-                raise KeyError(f"no checker named {name!r}")
-            else:
-                cert = fn(derivation.statement, derivation, cfg, formula=formula)
-        except Exception as exc:  # noqa: BLE001
-            import traceback
-
-            cert = Certificate(name, "error", {"exception": repr(exc),
-                                               "traceback": traceback.format_exc(limit=4)},
-                               0.0, f"error: {exc}")
-    cert.seconds = t.seconds
-    return cert
+    return run_checker(name, derivation.statement, derivation, cfg, formula=formula)
 
 
 def audit_step(step, derivation, cfg) -> dict:

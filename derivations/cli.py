@@ -12,6 +12,7 @@ import argparse
 import importlib
 import json
 import math
+import os
 import sys
 
 from numeric.errors import InputError
@@ -63,6 +64,17 @@ def _audit_on_worker(der_id: str, cfg, threads: int) -> dict:
         return audit_derivation(get(der_id), cfg, None)
     finally:
         torch.set_num_threads(before)
+
+
+def default_jobs(n_items: int) -> int:
+    """``audit``'s default ``--jobs``: one local process per usable core, at most one per
+    derivation (the numbers do not depend on it: every seed derives from the master seed and
+    the derivation's id, and the children keep the parent's torch thread count)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:                    # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, n_items))
 
 
 def run_audit(ids, cfg, progress=_progress, client=None, jobs=1) -> dict:
@@ -154,7 +166,10 @@ def cmd_audit(args) -> int:
 
     dist.check_request(args.workers, args.scheduler)
     with dist.cluster(args.workers, args.scheduler, timeout=args.timeout) as client:
-        jobs = args.jobs if args.jobs is not None else 1
+        from . import registry
+
+        n_ders = len(args.ids) if args.ids else len(registry())
+        jobs = args.jobs if args.jobs is not None else default_jobs(n_ders)
         report = run_audit(args.ids, cfg, client=client, jobs=jobs)
     print_audit_table(report)
     if args.json:
@@ -197,7 +212,7 @@ def simulate_point(der_id: str, params, trials: int | None, seed: int, device="a
     from numeric.stats import compare
 
     from . import get
-    from .checkers import stable_seed
+    from numeric.seeds import stable_seed
 
     der = get(der_id)
     der.validate(params)
@@ -269,8 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--seed", type=int, default=None)
     q.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     q.add_argument("--jobs", type=int, default=None, metavar="N",
-                   help="local processes, one derivation each (default 1: in this process; "
-                        "e.g. 2 on a 2-core machine); the numbers are the serial run's")
+                   help="local processes, one derivation each (default: one per usable "
+                        "core; 1 runs in this process); the numbers are the serial run's")
     from .sensitivity_cli import add_dask_flags
 
     add_dask_flags(q)

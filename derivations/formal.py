@@ -49,10 +49,10 @@ import mpmath as mp
 import numpy as np
 import sympy as sp
 
+from numeric.seeds import stable_seed
 from symbolic.coq import CoqPrintError, coq, coq_name, domain_conditions, sqrt_atoms, sqrt_groups
 from symbolic.registry import REGISTRY
 
-from .checkers import checker, stable_seed
 from .core import Certificate
 
 ENGINE_VERSION = 2          # bump when the file layout or the scripts change (cache key)
@@ -1323,30 +1323,7 @@ def prepare(derivation, cfg, lemmas=None) -> dict:
     return batch
 
 
-@checker("formal")
-def check_formal(step, derivation, cfg) -> Certificate:
-    g = goal_for_step(step, derivation)
-    if coq_version() is None:
-        _notice_once()
-        return certificate({"status": "skipped", "reason": "coqc not found",
-                            "goal_hash": None if g.error else g.statement_hash()}, None, None)
-    key = (coq_version(), derivation.id, g.statement_hash() if not g.error else g.name)
-    if key not in _PREPARED:
-        batch = prove_goals([g], file_stem=lemma_ident("formal", derivation.id, step.id),
-                            seed=getattr(cfg, "seed", 0))
-        _PREPARED[key] = (batch["results"][g.name], batch["coqc"], batch["file"])
-    result, version, file = _PREPARED[key]
-    cert = certificate(result, version, file)
-    if cert.verdict == "pass" and sp.sympify(step.lhs) == sp.sympify(step.rhs):
-        # SymPy's automatic evaluation already made the two sides identical when the step was
-        # constructed: Coq proves what SymPy built, which here is a tautology
-        cert.evidence["note"] = ("both sides are identical as constructed (SymPy evaluated the "
-                                 "step on construction): the Coq goal is trivial")
-        cert.summary += " (trivial: sides identical as constructed)"
-    return cert
-
-
-__all__ = ["Goal", "make_goal", "goal_for_step", "prove_goals", "prepare", "check_formal",
+__all__ = ["Goal", "make_goal", "goal_for_step", "prove_goals", "prepare",
            "parse_assumptions", "nonstandard_axioms", "coqc_path", "coq_version",
            "formal_targets", "derivation_goals", "certificate", "NEUTRAL", "STANDARD_AXIOMS"]
 

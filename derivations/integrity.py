@@ -45,7 +45,9 @@ from numeric.errors import InputError
 from numeric.params import Params, make_params
 from symbolic import ops
 
-from .checkers import _names, stable_seed
+from numeric.seeds import stable_seed
+
+from .checkers.dependencies import _names
 from .core import Certificate, Timer, Truth
 
 # checkers whose points come from the derivation's check points (they simulate the estimator)
@@ -56,7 +58,7 @@ COVARIANCE = {"Sigma", "SigmaHalf", "X", "S"}
 
 # --------------------------------------------------------------------------------- point sets
 def _step_names(step, der) -> set[str]:
-    from .checkers import _used_names
+    from .checkers.dependencies import _used_names
 
     return _used_names(step, der)
 
@@ -419,9 +421,98 @@ def check_chain(der, cfg=None) -> Certificate:
                        "extra['chain'] or add the step that derives it)")
 
 
+# ------------------------------------------------------------------------------- homogeneity
+HOMOGENEITY_SCALE = mp.mpf(3) / 2
+HOMOGENEITY_TOL = 1e-12       # exact homogeneity agrees to ~1e-45 at 50 digits
+
+
+def _scaled_sides(item, der, p: Params, scale, idx: int, cfg):
+    """|lhs|, |rhs| (Frobenius norms of matrices; expectations stripped, one draw of every
+    random symbol from a fixed seed) at the instance with the shift and the noise scaled."""
+    import dataclasses
+
+    from .checkers.dependencies import _needed_randoms, needed_definitions
+
+    q = dataclasses.replace(p, shift_sv=tuple(v * scale for v in p.shift_sv),
+                            sigma=p.sigma * scale)
+    backend = ev.MpBackend()
+    inst = instances.mp_instance(q)
+    rng = np.random.default_rng(stable_seed(cfg.seed, der.id, getattr(item, "id", "statement"),
+                                            "homogeneity", idx))
+    env = dict(inst)
+    env.update(instances.draw_mp(_needed_randoms(item, der), inst, rng))
+    env = ev.evaluate_definitions(needed_definitions(item, der), env, backend)
+    env.update({k: mp.mpf(v) for k, v in ((getattr(item, "options", None) or {})
+                                          .get("constants") or {}).items()})
+    out = []
+    for side in (item.lhs, item.rhs):
+        v = ev.evaluate(strip_expectations(side), env, backend)
+        out.append(mp.sqrt(backend.frob2(v)) if isinstance(v, mp.matrix) else abs(v))
+    return out
+
+
+def check_homogeneity(der, cfg) -> Certificate:
+    """Scaling the shift and the noise together (``Delta* -> c Delta*``, ``sigma -> c sigma``;
+    design, covariances and dimensionless parameters fixed) multiplies both sides of every
+    relation by the same power of ``c``: a risk by ``c^2``, an error by ``c``, a probability or
+    a trace of a Wishart inverse by ``1``.  Both sides' degrees are measured at ``c = 3/2`` at
+    ``cfg.dps`` digits (same draws) and must agree: a squared, dropped or extra dimensioned
+    factor, or a term of another dimension added, is refused however loose the inequality it
+    sits in.  Relations whose sides vanish at the draw, need values a point does not carry
+    (normalised variables such as ``x``, solved fixed points) or are asymptotic are reported as
+    not measured; ``extra["homogeneity_exempt"]`` ({step id: reason}) waives one with its
+    reason."""
+    exempt = der.extra.get("homogeneity_exempt", {})
+    rows, bad = [], []
+    with mp.workdps(cfg.dps):
+        tiny = mp.mpf(10) ** (-(cfg.dps // 2))
+        for item in (*der.steps, der.statement):
+            sid = getattr(item, "id", "statement")
+            if item.rel == "~" or sid in exempt:
+                rows.append({"id": sid, "measured": False,
+                             "why": exempt.get(sid, "asymptotic relation")})
+                continue
+            try:
+                pts = [q for q in (getattr(item, "options", None) or {}).get(
+                    "hp_params", der.hp_params)(cfg) if isinstance(q, Params)][:1 if cfg.quick else 2]
+            except InputError:
+                pts = []
+            degrees, why = [], None
+            for i, p in enumerate(pts):
+                try:
+                    l1, r1 = _scaled_sides(item, der, p, 1, i, cfg)
+                    lc, rc = _scaled_sides(item, der, p, HOMOGENEITY_SCALE, i, cfg)
+                except (ev.MissingValue, InputError, ValueError, ZeroDivisionError) as exc:
+                    why = f"not evaluable pointwise ({type(exc).__name__}: {str(exc)[:80]})"
+                    break
+                if min(l1, r1, lc, rc) < tiny:
+                    why = why or "a side vanishes at the draw"
+                    continue
+                dl = mp.log(lc / l1) / mp.log(HOMOGENEITY_SCALE)
+                dr = mp.log(rc / r1) / mp.log(HOMOGENEITY_SCALE)
+                degrees.append((float(dl), float(dr)))
+                if abs(dl - dr) > HOMOGENEITY_TOL:
+                    bad.append((sid, float(dl), float(dr), p))
+            row = {"id": sid, "measured": bool(degrees), "degrees": degrees}
+            if not degrees:
+                row["why"] = why or "no high-precision instance"
+            rows.append(row)
+    measured = sum(r["measured"] for r in rows)
+    ev_ = {"scale": float(HOMOGENEITY_SCALE), "tolerance": HOMOGENEITY_TOL, "relations": rows}
+    if bad:
+        sid, dl, dr, p = bad[0]
+        return Certificate("homogeneity", "error", {**ev_, "worst": {
+            "id": sid, "lhs_degree": dl, "rhs_degree": dr, "point": p.as_dict()}}, 0.0,
+            f"{sid!r} is not homogeneous: scaling Delta* and sigma by c multiplies its left side "
+            f"by c^{dl:.4g} and its right side by c^{dr:.4g}")
+    return Certificate("homogeneity", "pass", ev_, 0.0,
+                       f"{measured} of {len(rows)} relations homogeneous in (Delta*, sigma) with "
+                       f"equal degrees on both sides; the others not measured (see evidence)")
+
+
 # ------------------------------------------------------------------------------------ driver
 INTEGRITY_CHECKS = (("generic_points", check_generic), ("source_of_truth", check_truth),
-                    ("chain", check_chain))
+                    ("chain", check_chain), ("homogeneity", check_homogeneity))
 
 
 def run_integrity(der, cfg) -> list[Certificate]:

@@ -27,6 +27,20 @@ class MissingValue(KeyError):
     pass
 
 
+class ShapeMismatch(ValueError):
+    pass
+
+
+def _value_shape(value):
+    """(rows, cols) of a matrix value (the trailing two axes of a batched tensor), else None."""
+    if isinstance(value, mp.matrix):
+        return (value.rows, value.cols)
+    shape = getattr(value, "shape", None)
+    if shape is not None and len(shape) >= 2:
+        return tuple(int(x) for x in shape[-2:])
+    return None
+
+
 # --------------------------------------------------------------------------------------------
 class MpBackend:
     """mpmath matrices; call inside ``mp.workdps``."""
@@ -314,7 +328,21 @@ class _Evaluator:
         except KeyError:
             raise MissingValue(f"no value for symbol {expr.name!r}") from None
 
-    _eval_MatrixSymbol = _eval_Symbol
+    def _eval_MatrixSymbol(self, expr):
+        """A matrix symbol's value, refused when its shape is not the declared one (a symbol
+        declared ``k x n`` but defined ``k x d`` is an error of the derivation, not a value)."""
+        value = self._eval_Symbol(expr)
+        got = _value_shape(value)
+        if got is not None:
+            try:
+                want = tuple(self._shape(dim) for dim in expr.shape)
+            except (MissingValue, TypeError, ValueError):
+                return value             # a dimension the environment does not carry
+            if want != got:
+                raise ShapeMismatch(f"symbol {expr.name!r} is declared {expr.shape[0]} x "
+                                    f"{expr.shape[1]} = {want[0]} x {want[1]}, but its value is "
+                                    f"{got[0]} x {got[1]}")
+        return value
 
     def _eval_Number(self, expr):
         return self.backend.const(expr)

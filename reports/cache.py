@@ -165,11 +165,10 @@ def project_dependencies(*names: str) -> list[str]:
 
 
 def plugin_modules() -> list[str]:
-    import pkgutil
+    """Every checker module (a derivation's result depends on the checkers it ran)."""
+    from derivations import checkers
 
-    from derivations import extra_checkers
-
-    return [f"{extra_checkers.__name__}.{i.name}" for i in pkgutil.iter_modules(extra_checkers.__path__)]
+    return checkers.modules()
 
 
 def source_hashes(names) -> dict:

@@ -77,7 +77,7 @@ class SectionContext:
     cfg: Any                      # derivations.config.AuditConfig
     quick: bool                   # CI-sized run (cfg.quick)
     seed: int                     # master seed (cfg.seed); derive further seeds with
-                                  # derivations.checkers.stable_seed(seed, section_id, ...)
+                                  # numeric.seeds.stable_seed(seed, section_id, ...)
     device: Any                   # torch.device, resolved
     out_dir: Path                 # write <section-id>-*.pdf/csv/json here (file names into data)
     audit: dict                   # {"provenance": ..., "verdict": ..., "derivations": {id: result}}

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from dataclasses import fields, replace
 
-from derivations.checkers import stable_seed
+from numeric.seeds import stable_seed
 from numeric.device import generator
 from numeric.errors import InputError
 from numeric.params import Params, make_params

@@ -24,7 +24,7 @@ from numeric.ridgeless import fixed_point_residual, risk_terms, solve_kappa
 from numeric.stats import summarize
 from symbolic.ops import Expect, Frob2, PInv
 
-from ..checkers import stable_seed
+from numeric.seeds import stable_seed
 from ..common import (Delta, DeltaF, E, Id, P, R, SigmaHalf, X, d, hp_sizes, k, n, require, risk,
                       sigma, sym)
 from ..core import Control, Derivation, Justification, Statement, Step

@@ -19,22 +19,21 @@ implemented independently in ``numeric.estimators`` (two-sample Monte Carlo).
 """
 from __future__ import annotations
 
-import math
 from functools import lru_cache
 
 import sympy as sp
 
 from numeric import estimators
-from numeric.device import generator, randn, resolve
+from numeric.device import generator, randn
 from numeric.instances import draw_torch, torch_instance
 from numeric.params import make_params
-from numeric.stats import Z_PASS, summarize
+from numeric.seeds import stable_seed
+from numeric.stats import summarize
 from symbolic.ops import Expect, Frob2, PInv, TruncSVD
 
-from ..checkers import checker, mc_verdict, stable_seed
 from ..common import (Delta, DeltaF, E, Id, R, S, Sigma, SigmaHalf, X, d, half, hp_sizes, k,
                       msym, n, r, require, risk, sigma, sym)
-from ..core import Certificate, Control, Derivation, Justification, Statement, Step
+from ..core import Control, Derivation, Justification, Statement, Step
 
 ORDER = 40
 
@@ -43,37 +42,6 @@ G = sym("G")
 M_over, D_over = msym("M", k, d), msym("D", k, d)
 M_under, D_under = msym("M", k, n), msym("D", k, n)
 Shalf, Sihalf = S ** half, S ** (-half)
-
-
-# ------------------------------------------------------------------- two-sample statement check
-@checker("two_sample")
-def check_two_sample(statement, derivation, cfg, formula=None) -> Certificate:
-    """``E route_A = E route_B`` by two independent Monte Carlo samples.
-
-    Route A is ``derivation.simulate`` (the estimator, ``numeric.estimators``); route B is
-    ``derivation.extra["route_samples"]`` (the decomposition), or ``formula`` -- a control's
-    wrong variant with the same signature ``(params, trials, gen, device) -> samples``.
-    Pass iff ``|z| <= Z_PASS`` everywhere and the smallest detectable relative difference is at
-    most ``cfg.max_detectable``."""
-    device = resolve(cfg.device)
-    route = formula or derivation.extra["route_samples"]
-    # two independent samples: twice the draws of a paired check keep the same power
-    trials = 2 * cfg.mc_trials
-    rows = []
-    for i, p in enumerate(derivation.check_points(cfg)):
-        a = summarize(derivation.simulate(p, trials, generator(
-            stable_seed(cfg.seed, derivation.id, "estimator", i)), device))
-        b = summarize(route(p, trials, generator(
-            stable_seed(cfg.seed, derivation.id, "route", i)), device))
-        se = math.hypot(a.se, b.se)
-        rows.append({"params": p.as_dict(), "estimator_mean": a.mean, "route_mean": b.mean,
-                     "se": se, "z": (a.mean - b.mean) / se, "trials": a.trials,
-                     "detectable_rel": Z_PASS * se / abs(b.mean)})
-    verdict, why, max_z, det = mc_verdict(rows, cfg)
-    return Certificate("two_sample", verdict, {"points": rows, "max_abs_z": max_z,
-                                                "max_detectable_rel": det, "device": str(device)},
-                       0.0, f"{why}: estimator vs decomposition at {len(rows)} points, detects "
-                            f">= {100 * det:.2g}%")
 
 
 def _batches(trials, fn):

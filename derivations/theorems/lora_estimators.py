@@ -14,21 +14,20 @@ how far its excess risk lands from the minimum-norm one is reported (evidence an
 """
 from __future__ import annotations
 
-import math
 from functools import lru_cache
 
 from numeric import estimators
-from numeric import evaluate as ev
 from numeric import instances
-from numeric.device import generator, resolve
-from numeric.lora_train import adam_vs_min_norm, compare_training, train_adam, train_gd
+from numeric.device import generator
+from numeric.lora_train import compare_training, train_gd
 from numeric.params import make_params
 from numeric.stats import summarize
+from numeric.seeds import stable_seed
 from symbolic.ops import Frob2, PInv, TruncSVD
 
-from ..checkers import checker, needed_definitions, stable_seed
-from ..common import (Delta, DeltaF, E, Id, R, S, X, half, hp_sizes, k, n, r, require, sym)
-from ..core import Certificate, Control, Derivation, Justification, Statement, Step
+from ..checkers.estimators import INIT_SCALES
+from ..common import (Delta, DeltaF, E, Id, R, S, X, half, hp_sizes, r, require, sym)
+from ..core import Control, Derivation, Justification, Statement, Step
 
 ORDER = 30
 
@@ -36,74 +35,6 @@ DeltaL, DeltaGD, P, G = sym("DeltaL"), sym("DeltaGD"), sym("P"), sym("G")
 Shalf, Sihalf = S ** half, S ** (-half)
 C_over = R * X.T * Sihalf
 Xp = PInv(X)
-INIT_SCALES = (1e-3, 5e-4)
-
-
-# ---------------------------------------------------------------------------- training checker
-@checker("lora_train")
-def check_lora_train(step, derivation, cfg) -> Certificate:
-    """``DeltaGD = rhs``: train LoRA by gradient descent on random data sets and compare with the
-    step's right-hand side evaluated on the same data.  ``options["up_to_init_scale"]``: the gap
-    must be small and proportional to the initial scale (halving it halves the gap)."""
-    import torch
-
-    if step.lhs != DeltaGD or step.rel != "=":
-        raise ValueError("lora_train checks steps 'DeltaGD = <closed form>'")
-    device = resolve(cfg.device)
-    backend = ev.TorchBackend(device)
-    batch = 4
-    rows = []
-    scaled = step.options.get("up_to_init_scale", False)
-    for idx, p in enumerate(step.options.get("train_params", derivation.hp_params)(cfg)):
-        inst = instances.torch_instance(p, device)
-        gen = generator(stable_seed(cfg.seed, derivation.id, step.id, "train", idx))
-        env = dict(inst)
-        env.update(instances.draw_torch(("X", "E"), inst, batch, gen, device))
-        env = ev.evaluate_definitions(needed_definitions(step, derivation), env, backend)
-        target = ev.evaluate(step.rhs, env, backend)
-        Xb, Rb = env["X"], env["R"]
-        gaps = []
-        for s in (INIT_SCALES if scaled else INIT_SCALES[:1]):
-            init_gen = generator(stable_seed(cfg.seed, derivation.id, idx, "init"))
-            res = train_gd(Xb, Rb, p.r, init_scale=s, gen=init_gen)
-            gap = torch.linalg.matrix_norm(res.Delta - target) / torch.linalg.matrix_norm(target)
-            gaps.append(float(gap.max()))
-            lossgap = float(((estimators_loss(Xb, Rb, res.Delta) - estimators_loss(Xb, Rb, target))
-                             .abs() / estimators_loss(Xb, Rb, target)).max())
-        row = {"params": p.as_dict(), "max_rel_gap": gaps[0], "rel_loss_gap": lossgap,
-               "steps": res.steps, "init_scale": INIT_SCALES[0]}
-        if scaled:
-            row["gap_ratio_when_scale_halves"] = gaps[0] / gaps[1] if gaps[1] > 0 else math.inf
-        rows.append(row)
-    worst = max(x["max_rel_gap"] for x in rows)
-    if scaled:
-        ratios = [x["gap_ratio_when_scale_halves"] for x in rows]
-        ok = worst <= 20 * INIT_SCALES[0] and all(1.8 <= q <= 2.2 for q in ratios)
-        summary = (f"GD within {worst:.2g} (relative) of the closed form at init scale "
-                   f"{INIT_SCALES[0]:g}; halving the scale divides the gap by "
-                   f"{min(ratios):.3f}-{max(ratios):.3f} (proportional to the init)")
-    else:
-        ok = worst <= 1e-7
-        summary = f"GD converges to the closed form: max relative gap {worst:.2g}"
-    evidence = {"points": rows, "worst_rel_gap": worst, "batch": batch}
-    if ok and step.options.get("adam"):
-        evidence["adam_vs_min_norm"] = _adam_finding(rows[0]["params"]["seed"], cfg.seed)
-        a = evidence["adam_vs_min_norm"]
-        summary += (f"; Adam: same loss (rel {a['adam_rel_loss_gap']:.1g}), excess risk "
-                    f"{a['adam_minus_min_norm_excess_risk']:+.3g} +- {a['se']:.2g} vs min-norm")
-    return Certificate("lora_train", "pass" if ok else "fail", evidence, 0.0,
-                       summary if ok else "GD does NOT reach it: " + summary)
-
-
-def estimators_loss(X_, R_, D_):
-    res = R_ - D_ @ X_
-    return (res * res).sum(dim=(-2, -1))
-
-
-@lru_cache(maxsize=8)
-def _adam_finding(inst_seed, seed):
-    p = make_params(**_UNDER_ADAM, seed=inst_seed)
-    return adam_vs_min_norm(p, trials=8, seed=seed, adam_steps=4000)
 
 
 # ----------------------------------------------------------------------------- shared hooks
@@ -216,7 +147,6 @@ DER_OVER = Derivation(
 # ----------------------------------------------------------------------------- underdetermined
 _UNDER = dict(d=10, k=4, n=5, r=2, sigma=0.5, shift_sv=(3.0, 2.0, 0.5),
               cov_eigs=(2.0, 1.6, 1.3, 1.1, 1.0, 0.9, 0.8, 0.7, 0.6, 0.5))
-_UNDER_ADAM = dict(d=16, k=6, n=8, r=2, sigma=0.5, shift_sv=(3.0, 2.0))
 
 
 def validate_under(p):

@@ -40,7 +40,7 @@ from numeric import misalignment as mis
 from numeric.params import make_params
 from symbolic.ops import Frob2, OpNorm, PInv, SigmaMin, SingVal, TruncSVD
 
-from ..checkers import stable_seed
+from numeric.seeds import stable_seed
 from ..common import Delta, Id, half, require, sym
 from ..core import Control, Derivation, Justification, Statement, Step, Truth
 

@@ -251,7 +251,7 @@ def _cross_draws(p):
 
     from numeric.instances import draw_mp, mp_instance
 
-    from ..checkers import stable_seed
+    from numeric.seeds import stable_seed
 
     inst = mp_instance(p)
     return inst, draw_mp(("X", "E"), inst, np.random.default_rng(stable_seed(p.seed, "cross")))

@@ -23,7 +23,7 @@ from numeric import misalignment as mis
 from numeric.params import make_params
 from symbolic.ops import Frob2, OpNorm, PInv, TruncSVD
 
-from ..checkers import stable_seed
+from numeric.seeds import stable_seed
 from ..common import Delta, Id, half, require, sym
 from ..core import Control, Derivation, Justification, Statement, Step, Truth
 from .misalign_bounds import GENERIC_EXEMPT

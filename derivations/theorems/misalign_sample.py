@@ -168,6 +168,15 @@ def _hp_value(p):
     return sm.hp_bias_bound(p.n, p.d, p.r, _weighted_sv(p), T_BIAS)["value"]
 
 
+def _threshold_value(key, t_value=None):
+    """A deviation threshold or failure probability as ``evaluate`` prints it."""
+    def value(p):
+        if key == "hp_fail_prob":
+            return sm.hp_bias_bound(p.n, p.d, p.r, _weighted_sv(p), T_BIAS)["fail_prob"]
+        return sm.eta_eps_thresholds(p.n, p.d, p.r, T_DEV)[key]
+    return value
+
+
 def _fft_threshold_value(p):
     """The largest tail energy ``b_r`` for which the bound stays below FFT's risk (shown in the
     report's misalignment section) at ``t = T_BIAS``."""
@@ -382,6 +391,18 @@ derivation = Derivation(
                            Bmean_t, formula, points=_finite_mean_points, env=_mean_t_env),
                      Truth(f"high-probability bias bound at t = {T_BIAS:g} (code) vs SymPy",
                            B_t.subs(t, T_BIAS), _hp_value, points=bias_points),
+                     Truth(f"eta deviation eta_t at t = {T_DEV:g} (evaluate) vs SymPy",
+                           eta_t.subs(t, T_DEV), _threshold_value("eta_t"), points=mc_points),
+                     Truth(f"eps deviation eps_t at t = {T_DEV:g} (evaluate) vs SymPy",
+                           eps_t.subs(t, T_DEV), _threshold_value("eps_t"), points=mc_points),
+                     Truth(f"failure probability of the eta/eps events at t = {T_DEV:g} "
+                           f"(evaluate) vs the union bound 2 e^(-t^2/2)",
+                           (2 * sp.exp(-t ** 2 / 2)).subs(t, T_DEV), _threshold_value("fail_prob"),
+                           points=mc_points),
+                     Truth(f"failure probability of the bias bound at t = {T_BIAS:g} (evaluate) "
+                           f"vs the union bound 5 e^(-t^2/2) over E1..E5",
+                           (5 * sp.exp(-t ** 2 / 2)).subs(t, T_BIAS),
+                           _threshold_value("hp_fail_prob"), points=bias_points),
                      Truth(f"tail energy below which the bound beats FFT's risk sigma^2 k d/"
                            f"(n-d-1), at t = {T_BIAS:g} (report) vs SymPy",
                            (sigma ** 2 * k * d * n * m_t * (gamma_t - et_t) ** 2

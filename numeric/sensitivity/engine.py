@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 
+from ..seeds import chunk_seed as _chunk_seed
 from ..sharp import _regime
 from ..stats import Z_PASS, summarize
 from . import instances, journal
@@ -73,11 +74,6 @@ def rank_risks(X, R, Delta, SigmaHalf):
     terms = (Y * Y).sum(-1) - 2 * cross
     lora = (B * B).sum() + torch.cumsum(terms, dim=-1)
     return fft, lora
-
-
-def _chunk_seed(seed: int, i: int) -> int:
-    """Seed of chunk ``i`` of a point (independent of the batch and of the other chunks)."""
-    return (seed * 1000003 + i) & 0x7FFFFFFF
 
 
 def _chunk_risks(tinst, size, gen, device):

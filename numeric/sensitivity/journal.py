@@ -8,16 +8,13 @@ import os
 import sys
 from pathlib import Path
 
+from ..seeds import point_seed  # noqa: F401 -- the sweep's seed scheme, used via this module
+
 JOURNAL = "points.jsonl"
 
 
 def _canon(obj) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"))
-
-
-def point_seed(master: int, point: dict) -> int:
-    digest = hashlib.sha256(_canon({"seed": master, "point": point}).encode()).digest()
-    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
 
 
 def point_key(point: dict, run: dict, predictor_name: str, version: str) -> str:

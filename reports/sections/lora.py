@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 
-from derivations.checkers import stable_seed
+from numeric.seeds import stable_seed
 from reports.plotting import PAGE_TALL, pyplot
 from reports.section import Section
 

@@ -13,7 +13,7 @@ import math
 import mpmath as mp
 import numpy as np
 
-from derivations.checkers import stable_seed
+from numeric.seeds import stable_seed
 from reports.plotting import PAGE, pyplot
 from reports.section import Section
 
@@ -542,7 +542,7 @@ SECTION = Section(
              "derivations.theorems.misalign_exact", "derivations.theorems.misalign_bounds",
              "derivations.theorems.misalign_growth", "derivations.theorems.misalign_sample",
              "derivations.theorems.misalign_decomposition",
-             "derivations.extra_checkers.misalignment_search"),
+             "derivations.checkers.misalignment_search"),
     answers={"major1": r"Section~\ref{sec:misalignment} gives the exact misalignment bias "
                        r"(closed form and leading coefficient in the $2\times2$ case), first- and "
                        r"second-order bounds with their audited worst ratios, the finite-sample "

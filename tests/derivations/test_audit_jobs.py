@@ -34,3 +34,15 @@ def test_without_timings_drops_only_the_seconds():
     assert without_timings(a) == without_timings(b) == {"id": "x", "steps": [{"verdict": "pass"}]}
     c = {"id": "x", "seconds": 1.0, "steps": [{"verdict": "fail", "seconds": 2.0}]}
     assert without_timings(a) != without_timings(c)      # anything else still counts
+
+
+def test_default_jobs_is_one_per_usable_core_at_most_one_per_derivation(monkeypatch):
+    import os
+
+    from derivations import cli
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
+    assert cli.default_jobs(20) == 3
+    assert cli.default_jobs(2) == 2 and cli.default_jobs(1) == 1
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    assert cli.default_jobs(20) == 1

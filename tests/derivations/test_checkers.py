@@ -5,7 +5,7 @@ import sympy as sp
 from derivations import get
 from derivations.checkers import run_checker
 from derivations.config import make_config
-from derivations.extra_checkers.convergence import judge
+from derivations.checkers.convergence import judge
 from numeric.errors import InputError
 
 
@@ -43,7 +43,7 @@ def test_mc_checker_flags_underpowered_runs():
 
 
 def test_extra_trials_reach_the_target_power_within_the_cap():
-    from derivations.checkers import extra_trials
+    from derivations.checkers.montecarlo import extra_trials
 
     cfg = make_config(quick=True)                      # target 2 %, cap 100000
     assert extra_trials(0.01, 16000, cfg) == 0          # already there
@@ -108,7 +108,7 @@ def test_only_a_decisive_pilot_is_judged_without_more_draws():
     """The pilot decides the number of draws, not the verdict: a pilot at |z| = 4.4 (above the
     pass line, within chance of a true statement over a whole audit) is extended like a passing
     one; only |z| > Z_DECISIVE stops at the pilot."""
-    from derivations.checkers import Z_DECISIVE, extra_trials, pilot_extension
+    from derivations.checkers.montecarlo import Z_DECISIVE, extra_trials, pilot_extension
     from derivations.config import make_config
     from numeric.stats import Z_PASS
 
@@ -121,3 +121,32 @@ def test_only_a_decisive_pilot_is_judged_without_more_draws():
     for z in (8.1, -30.0):
         assert pilot_extension(z, 0.04, 16000, cfg) == 0
     assert pilot_extension(1.0, 0.01, 16000, cfg) == 0    # already at the target power
+
+
+def test_every_checker_has_the_one_signature():
+    import inspect
+
+    from derivations.checkers import load_all
+
+    known = load_all()
+    assert {"symbolic", "hp", "mc", "end_to_end", "ineq", "formal", "two_sample", "lora_train",
+            "spiked", "sampler_identity", "sampler_two_sample", "rank_rule"} <= set(known)
+    for name, fn in known.items():
+        params = list(inspect.signature(fn).parameters.values())
+        assert [p.name for p in params[1:]] == ["derivation", "cfg", "formula"], name
+        assert params[3].default is None, name
+
+
+def test_a_formula_for_a_step_is_refused_and_a_second_registration_too(quick_cfg):
+    import pytest
+
+    from derivations import get
+    from derivations.checkers import checker
+
+    der = get("fft_over")
+    cert = run_checker("hp", der.steps[0], der, quick_cfg, formula=lambda p: 0.0)
+    assert cert.verdict == "error" and "formula" in cert.summary
+    cert = run_checker("no_such_checker", der.steps[0], der, quick_cfg)
+    assert cert.verdict == "error" and "no checker named" in cert.summary
+    with pytest.raises(ValueError, match="registered twice"):
+        checker("hp")(lambda item, derivation, cfg, formula=None: None)

@@ -124,7 +124,7 @@ def test_a_never_firing_event_cannot_certify_a_rate_below_three_over_n():
 def test_search_stops_at_a_clear_violation_and_still_fails(quick_cfg):
     """A violation beyond EARLY_STOP needs no worst case: the search stops early, the high-
     precision re-evaluation confirms it, and the verdict is the full search's."""
-    from derivations.extra_checkers import inequality as ineq
+    from derivations.checkers import inequality as ineq
 
     cert = run_checker("ineq", _trunc_step(4), _der(), quick_cfg)
     ev = cert.evidence
@@ -140,7 +140,7 @@ def test_search_stops_at_a_clear_violation_and_still_fails(quick_cfg):
 
 def test_early_stop_unconfirmed_at_high_precision_reruns_the_full_search(quick_cfg, monkeypatch):
     """If the float64 violation did not survive at 50 digits the checker searches in full."""
-    from derivations.extra_checkers import inequality as ineq
+    from derivations.checkers import inequality as ineq
 
     calls = []
     real = ineq._hp_ratio

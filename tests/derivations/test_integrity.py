@@ -10,7 +10,7 @@ import sympy as sp
 from derivations import get, registry
 from derivations.audit import audit_derivation
 from derivations.core import Statement, Truth
-from derivations.extra_checkers.convergence import judge
+from derivations.checkers.convergence import judge
 from derivations.integrity import check_chain, check_generic, check_truth, run_integrity
 from numeric import evaluate as ev
 from numeric import sharp
@@ -239,3 +239,35 @@ def test_growth_pieces_computed_by_the_code_are_tied_to_their_definitions(quick_
     monkeypatch.setattr(sm, "pieces", wrong)
     cert = check_truth(der, quick_cfg)
     assert cert.verdict == "error" and "piece tau2" in cert.summary
+
+
+def _with_step(der, step_id, rhs):
+    steps = tuple(s.with_sides(rhs=rhs) if s.id == step_id else s for s in der.steps)
+    return replace(der, steps=steps)
+
+
+def test_homogeneity_refuses_a_factor_of_the_wrong_dimension_however_loose(quick_cfg):
+    """Scaling (Delta*, sigma) by c: FFT's risk step scales as c^2 on both sides.  A step with an
+    extra sigma, or with a term of another dimension added, is refused; a wrong dimensionless
+    constant (a factor 2) is beyond this check (the step's own checkers see it)."""
+    from derivations.common import sigma
+    from derivations.integrity import check_homogeneity
+
+    der = get("fft_over")
+    assert check_homogeneity(der, quick_cfg).verdict == "pass"
+    rhs = der.step("risk").rhs
+    extra_sigma = check_homogeneity(_with_step(der, "risk", sigma * rhs), quick_cfg)
+    assert extra_sigma.verdict == "error" and "'risk' is not homogeneous" in extra_sigma.summary
+    assert extra_sigma.evidence["worst"]["lhs_degree"] == pytest.approx(2)
+    assert extra_sigma.evidence["worst"]["rhs_degree"] == pytest.approx(3)
+    assert check_homogeneity(_with_step(der, "risk", rhs + 1), quick_cfg).verdict == "error"
+    assert check_homogeneity(_with_step(der, "risk", 2 * rhs), quick_cfg).verdict == "pass"
+
+
+def test_homogeneity_measures_the_inequalities_too(quick_cfg):
+    from derivations.integrity import check_homogeneity
+
+    cert = check_homogeneity(get("misalign_second_order"), quick_cfg)
+    rows = {r["id"]: r for r in cert.evidence["relations"]}
+    assert cert.verdict == "pass" and rows["schur"]["measured"]
+    assert rows["schur"]["degrees"][0][0] == pytest.approx(3)

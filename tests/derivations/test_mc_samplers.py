@@ -2,7 +2,7 @@
 point, and the fast points are held to their own (stricter) power gate."""
 import pytest
 
-from derivations.checkers import mc_verdict
+from derivations.checkers.montecarlo import mc_verdict
 from numeric.errors import InputError
 from numeric.params import make_params
 

@@ -108,3 +108,23 @@ def test_scalar_primitives_agree_between_backends_and_are_right():
 def test_an_unknown_matrix_node_is_named_as_one():
     with pytest.raises(ev.UnsupportedNode, match="matrix node HadamardProduct"):
         ev.evaluate(sp.HadamardProduct(X, X), {"X": torch.ones(4, 9)}, ev.TorchBackend("cpu"))
+
+
+@pytest.mark.parametrize("backend", ["mp", "torch"])
+def test_a_matrix_symbol_whose_value_has_another_shape_is_refused(backend):
+    """A symbol declared k x n whose value is k x d (a definition or a declaration gone wrong)
+    is an error, not silently evaluated; batched torch values are checked on the last axes."""
+    from symbolic.registry import msym
+    from symbolic.ops import Frob2
+
+    k_, d_, n_ = sp.symbols("k d n", positive=True, integer=True)
+    M = msym("M", k_, n_)
+    dims = {"k": 3, "d": 4, "n": 6}
+    if backend == "mp":
+        good, bad, be = mp.ones(3, 6), mp.ones(3, 4), ev.MpBackend()
+    else:
+        good, bad, be = torch.ones(5, 3, 6, dtype=torch.float64), \
+            torch.ones(5, 3, 4, dtype=torch.float64), ev.TorchBackend("cpu")
+    ev.evaluate(Frob2(M), {**dims, "M": good}, be)
+    with pytest.raises(ev.ShapeMismatch, match="declared k x n = 3 x 6, but its value is 3 x 4"):
+        ev.evaluate(Frob2(M), {**dims, "M": bad}, be)

@@ -13,12 +13,12 @@ import mpmath as mp
 
 from numeric.precision import default_tolerance
 
-from ..checkers import checker
 from ..core import Certificate
+from . import checker
 
 
 @checker("fixed_point")
-def check_fixed_point(step, derivation, cfg) -> Certificate:
+def check_fixed_point(step, derivation, cfg, formula=None) -> Certificate:
     fn = derivation.extra["fixed_point"]
     perturb = step.options.get("perturb", 1)
     rows = []

@@ -34,16 +34,17 @@ from __future__ import annotations
 import math
 
 import mpmath as mp
-import numpy as np
 
 from numeric import evaluate as ev
 from numeric import instances
 from numeric.device import generator, resolve
+from numeric.seeds import stable_seed
 from numeric.stats import Z_PASS, summarize
 from symbolic import ops
 
-from ..checkers import _needed_randoms, checker, needed_definitions, stable_seed
 from ..core import Certificate
+from . import checker
+from .dependencies import _needed_randoms, needed_definitions
 
 RATIO_TOL = 1e-9          # relative round-off allowed on top of lhs/rhs = 1
 TINY = 1e-300
@@ -461,7 +462,7 @@ def check_bound_end_to_end(statement, derivation, cfg, formula=None) -> Certific
     """A statement ``E quantity <= bound``: simulate the estimator at the check points; pass iff
     the simulated mean does not exceed the bound by more than ``Z_PASS`` standard errors
     (one-sided).  Reports how conservative the bound is: bound / simulated mean."""
-    from ..checkers import end_to_end_points
+    from .montecarlo import end_to_end_points
 
     if statement.rel != "<=":
         raise ValueError("bound_e2e checks statements 'E ... <= bound'")

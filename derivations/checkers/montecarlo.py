@@ -1,184 +1,28 @@
-"""Checkers: plain functions ``(step, derivation, cfg) -> Certificate``.
+"""Monte Carlo checkers and their pass rule.
 
-* ``symbolic``   -- SymPy proves ``lhs - rhs == 0`` exactly (scalar steps), or ``rhs - lhs >= 0``;
-* ``hp``         -- both sides evaluated with mpmath at ``cfg.dps`` digits on random instances
-                    that satisfy the assumptions (matrix identities SymPy cannot decide);
 * ``mc``         -- Monte Carlo of an expectation step, paired draws, pass within 4 SE, with the
-                    smallest detectable relative error reported (and required to be small);
+                    smallest detectable relative error reported (and required to be small); a
+                    pilot decides how many draws to take, the verdict is on all of them;
 * ``end_to_end`` -- the statement against a simulation of the actual estimator.
 
-New checkers are added with ``@checker("name")`` in any module; steps refer to them by name.
+``mc_verdict`` is the one pass rule every Monte Carlo comparison uses.
 """
 from __future__ import annotations
 
 import math
-import traceback
-import zlib
-
-import mpmath as mp
-import numpy as np
-import sympy as sp
 
 from numeric import evaluate as ev
 from numeric import instances
 from numeric.device import generator, resolve
-from numeric.precision import default_tolerance, digits_agreed, relative_gap
+from numeric.seeds import stable_seed
 from numeric.stats import Z_PASS, summarize
 from symbolic import ops
 
-from .core import Certificate, Timer
-
-CHECKERS: dict = {}
-
-
-def checker(name):
-    def deco(fn):
-        CHECKERS[name] = fn
-        return fn
-    return deco
+from ..core import Certificate
+from . import checker
+from .dependencies import _needed_randoms, needed_definitions
 
 
-def stable_seed(*parts) -> int:
-    """A seed derived from the master seed and names, stable across runs and platforms."""
-    return zlib.crc32("/".join(str(p) for p in parts).encode()) & 0x7FFFFFFF
-
-
-def load_plugins() -> None:
-    """Import every module of ``derivations.extra_checkers`` (they register checkers)."""
-    import importlib
-    import pkgutil
-
-    from . import extra_checkers
-
-    for info in pkgutil.iter_modules(extra_checkers.__path__):
-        importlib.import_module(f"{extra_checkers.__name__}.{info.name}")
-
-
-def get_checker(name):
-    if name not in CHECKERS:
-        load_plugins()
-    return CHECKERS.get(name)
-
-
-def run_checker(name, step, derivation, cfg) -> Certificate:
-    """Run one checker; an exception becomes an ``error`` certificate, never a pass."""
-    fn = get_checker(name)
-    with Timer() as t:
-        try:
-            if fn is None:
-                raise KeyError(f"no checker named {name!r}")
-            cert = fn(step, derivation, cfg)
-        except Exception as exc:  # noqa: BLE001 -- reported, not swallowed
-            cert = Certificate(name, "error", {"exception": repr(exc),
-                                               "traceback": traceback.format_exc(limit=4)},
-                               0.0, f"error: {exc}")
-    cert.seconds = t.seconds
-    return cert
-
-
-def _names(expr) -> set[str]:
-    return {n.name for n in sp.preorder_traversal(expr) if isinstance(n, (sp.Symbol, sp.MatrixSymbol))}
-
-
-def _used_names(step, derivation) -> set[str]:
-    """Symbols the step uses, directly or through the derivation's definitions."""
-    defs = dict(derivation.definitions)
-    used = _names(step.lhs) | _names(step.rhs)
-    frontier = set(used)
-    while frontier:
-        new = set()
-        for name in frontier:
-            if name in defs:
-                new |= _names(defs[name]) - used
-        used |= new
-        frontier = new
-    return used
-
-
-def _needed_randoms(step, derivation) -> list[str]:
-    return sorted(_used_names(step, derivation) & set(instances.RANDOM_SHAPES))
-
-
-def needed_definitions(step, derivation) -> tuple:
-    """The derivation's definitions the step depends on, in declaration order."""
-    used = _used_names(step, derivation)
-    return tuple((name, expr) for name, expr in derivation.definitions if name in used)
-
-
-# ----------------------------------------------------------------------------------- symbolic
-@checker("symbolic")
-def check_symbolic(step, derivation, cfg) -> Certificate:
-    if step.rel == "=":
-        diff = sp.simplify(sp.together(sp.expand(step.lhs - step.rhs)))
-        ok = diff == 0
-        return Certificate("symbolic", "pass" if ok else "fail",
-                           {"simplified_difference": str(diff)}, 0.0,
-                           "lhs - rhs simplifies to 0" if ok else f"lhs - rhs = {diff}")
-    if step.rel in ("<=", ">="):
-        gap = step.rhs - step.lhs if step.rel == "<=" else step.lhs - step.rhs
-        gap = sp.factor(sp.simplify(gap))
-        ok = bool(gap.is_nonnegative)
-        return Certificate("symbolic", "pass" if ok else "fail", {"gap": str(gap)}, 0.0,
-                           "gap >= 0 from the symbols' assumptions" if ok
-                           else f"could not prove {gap} >= 0")
-    raise ValueError(f"symbolic checker cannot decide relation {step.rel!r}")
-
-
-# ------------------------------------------------------------------------------ high precision
-def _norm(v):
-    return mp.sqrt(ev.MpBackend().frob2(v)) if isinstance(v, mp.matrix) else abs(v)
-
-
-def _gap(a, b, scale=None):
-    """Relative gap; ``scale`` (a step's ``options["scale"]``) replaces ``max(|a|, |b|)``
-    when one side is exactly zero, so that "X = 0" is judged against the size of its factors."""
-    if isinstance(a, mp.matrix) or isinstance(b, mp.matrix):
-        nd = _norm(a - b)
-        ref = max(_norm(a), _norm(b)) if scale is None else abs(scale)
-        return nd / ref if ref else nd
-    if scale is not None:
-        return abs(a - b) / abs(scale)
-    return relative_gap(a, b)
-
-
-@checker("hp")
-def check_hp(step, derivation, cfg) -> Certificate:
-    if ops.contains_expectation(step.lhs) or ops.contains_expectation(step.rhs):
-        raise ValueError("an expectation cannot be checked at high precision; use 'mc'")
-    params_list = step.options.get("hp_params", derivation.hp_params)(cfg)
-    backend = ev.MpBackend()
-    worst = mp.mpf(0)
-    values = []
-    with mp.workdps(cfg.dps):
-        tol = default_tolerance(cfg.dps)
-        for idx, p in enumerate(params_list):
-            inst = instances.mp_instance(p)
-            rng = np.random.default_rng(stable_seed(cfg.seed, derivation.id, step.id, idx))
-            env = dict(inst)
-            env.update(instances.draw_mp(_needed_randoms(step, derivation), inst, rng))
-            env = ev.evaluate_definitions(needed_definitions(step, derivation), env, backend)
-            lhs = ev.evaluate(step.lhs, env, backend)
-            rhs = ev.evaluate(step.rhs, env, backend)
-            scale = step.options.get("scale")
-            scale = ev.evaluate(scale, env, backend) if scale is not None else None
-            if step.rel == "=":
-                g = _gap(lhs, rhs, scale)
-            else:
-                raise ValueError("hp checks identities; use an inequality checker for bounds")
-            worst = max(worst, g)
-            if not isinstance(lhs, mp.matrix):
-                values.append(mp.nstr(lhs, 12))
-        ok = worst <= tol
-        digits = digits_agreed(worst)
-        evidence = {"dps": cfg.dps, "instances": len(params_list), "worst_relative_gap":
-                    mp.nstr(worst, 5), "digits_agreed": digits if math.isfinite(digits) else "all",
-                    "tolerance": mp.nstr(tol, 3), "sample_values": values[:3]}
-    dig = "all" if not math.isfinite(digits) else f"{digits:.1f}"
-    return Certificate("hp", "pass" if ok else "fail", evidence, 0.0,
-                       f"{len(params_list)} instances at {cfg.dps} digits: {dig} digits agree")
-
-
-# --------------------------------------------------------------------------------- Monte Carlo
 def mc_verdict(rows, cfg):
     """The Monte Carlo pass rule over comparison rows carrying ``z`` and ``detectable_rel``.
 
@@ -199,11 +43,9 @@ def mc_verdict(rows, cfg):
                 f"(> {100 * limit(weak):.2g}%)", worst_z, worst_det)
     return "pass", f"max |z| = {worst_z:.2f}", worst_z, worst_det
 
-
 # a pilot |z| beyond which a Monte Carlo comparison is judged at once (chance probability
 # below 1e-15 under a true statement, even allowing for the skew of the pilot's t-statistic)
 Z_DECISIVE = 8.0
-
 
 def mc_compare(step, derivation, cfg, params, outer_index: int, device):
     """One conditioning instance: paired draws of the step's random symbols; lhs - rhs."""
@@ -255,14 +97,12 @@ def mc_compare(step, derivation, cfg, params, outer_index: int, device):
         scale = abs(float(torch.cat(rhs_vals).mean()))
     return diff, scale
 
-
 def pilot_extension(z, detectable_rel, trials, cfg) -> int:
     """Further draws after a pilot with statistic ``z``: none after a decisive pilot
     (``|z| > Z_DECISIVE``), otherwise those that reach the target power (``extra_trials``)."""
     if abs(z) > Z_DECISIVE:
         return 0
     return extra_trials(detectable_rel, trials, cfg)
-
 
 def extra_trials(detectable_rel, trials, cfg) -> int:
     """Further draws (same generator, so the same seed gives the same numbers) that bring a
@@ -275,9 +115,8 @@ def extra_trials(detectable_rel, trials, cfg) -> int:
     want = math.ceil(trials * 1.1 * (detectable_rel / target) ** 2)
     return max(0, min(want, int(cfg.mc_max_trials)) - trials)
 
-
 @checker("mc")
-def check_mc(step, derivation, cfg) -> Certificate:
+def check_mc(step, derivation, cfg, formula=None) -> Certificate:
     if step.rel != "=":
         raise ValueError("mc checks equalities of expectations")
     device = resolve(cfg.device)
@@ -297,13 +136,10 @@ def check_mc(step, derivation, cfg) -> Certificate:
                        f"{why}; {len(rows)}x{_trials_text(rows)} draws, detects >= "
                        f"{100 * worst_det:.2g}% errors")
 
-
 def _trials_text(rows) -> str:
     t = sorted({r["trials"] for r in rows})
     return str(t[0]) if len(t) == 1 else f"{t[0]}-{t[-1]}"
 
-
-# ---------------------------------------------------------------------------------- end to end
 def end_to_end_points(derivation, cfg, formula=None):
     """Simulate the estimator at each check point and compare with the formula.
 
@@ -331,7 +167,6 @@ def end_to_end_points(derivation, cfg, formula=None):
                 row["max_detectable"] = cfg.fast_max_detectable
         rows.append(row)
     return rows, device
-
 
 @checker("end_to_end")
 def check_end_to_end(statement, derivation, cfg, formula=None) -> Certificate:

@@ -22,10 +22,11 @@ from numeric import estimators, sharp
 from numeric.device import generator, resolve
 from numeric.instances import torch_instance
 from numeric.params import make_params
+from numeric.seeds import stable_seed
 from numeric.stats import Z_PASS, summarize
 
-from ..checkers import checker, stable_seed
 from ..core import Certificate
+from . import checker
 
 X0 = 4.0          # the strong spike, kept by every rule
 
@@ -73,7 +74,7 @@ def simulated_crossings(rows):
 
 
 @checker("rank_rule")
-def check_rank_rule(step, derivation, cfg) -> Certificate:
+def check_rank_rule(step, derivation, cfg, formula=None) -> Certificate:
     regime = step.options["regime"]
     rule = step.options.get("threshold", sharp.effective_threshold)
     trials = step.options.get("trials", 300 if cfg.quick else 600)

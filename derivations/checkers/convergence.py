@@ -34,8 +34,8 @@ import math
 
 from numeric.stats import Z_PASS
 
-from ..checkers import checker
 from ..core import Certificate
+from . import checker
 
 
 def judge(rows, cfg) -> tuple[str, str, dict]:

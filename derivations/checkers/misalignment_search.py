@@ -20,10 +20,12 @@ from dataclasses import replace
 import mpmath as mp
 
 from numeric.device import generator, resolve
+from numeric.seeds import stable_seed
 from numeric.stats import Z_PASS, summarize
 
-from ..checkers import check_hp, checker, stable_seed
 from ..core import Certificate, Justification, Step
+from . import checker
+from .precision import check_hp
 
 
 def _as_step(statement, derivation, checks):
@@ -133,7 +135,7 @@ def check_value_end_to_end(statement, derivation, cfg, formula=None) -> Certific
     its simulator.  It ignores a statement control's ``formula`` (which, for the misalignment
     derivations, replaces a coefficient or a piece, not the value), so a control is judged by
     the statement's other checks only."""
-    from ..checkers import check_end_to_end
+    from .montecarlo import check_end_to_end
 
     points = derivation.extra.get("value_points")
     if points is not None:
@@ -158,7 +160,7 @@ def _ineq_key(step, derivation, cfg):
 
 
 @checker("mis_ineq")
-def check_cached_inequality(step, derivation, cfg) -> Certificate:
+def check_cached_inequality(step, derivation, cfg, formula=None) -> Certificate:
     """The ``ineq`` checker, memoised on (derivation, sides, options, config): a bound that is both
     the last step and the statement is searched once (the statement check reuses it)."""
     from .inequality import check_inequality
