@@ -661,8 +661,11 @@ def merge_results(paths) -> dict:
             if r["mutant"]["id"] not in seen:
                 seen.add(r["mutant"]["id"])
                 rows.append(r)
-    baseline = next((p["summary"].get("baseline", {}).get("runs") for p in parts
-                     if p["summary"].get("baseline")), None)
+    runs = {}                 # baselines of several parts (seed ranges) join, by seed
+    for part in parts:
+        for b in (part["summary"].get("baseline") or {}).get("runs", []):
+            runs.setdefault(b["seed"], b)
+    baseline = [runs[s] for s in sorted(runs)] or None
     prov = next((p["provenance"] for p in parts if p.get("provenance")), None)
     return {"provenance": prov, "merged_from": [str(p) for p in paths],
             "partial": any(p.get("partial") for p in parts),
@@ -687,6 +690,8 @@ def cmd_mutate(args) -> int:
         raise InputError(f"--timeout must be positive, got {args.timeout}")
     if args.shard and not 0 <= args.shard[0] < args.shard[1]:
         raise InputError(f"--shard K/N needs 0 <= K < N, got {args.shard[0]}/{args.shard[1]}")
+    if args.baseline_start < 0:
+        raise InputError(f"--baseline-start must be >= 0, got {args.baseline_start}")
     if args.baseline_seeds < 0:
         raise InputError(f"--baseline-seeds must be >= 0, got {args.baseline_seeds}")
     everything = generate()
@@ -723,7 +728,8 @@ def cmd_mutate(args) -> int:
                                           "results": rows})
     baseline = None
     if args.baseline_seeds:
-        print(f"unmutated audit at seeds 0..{args.baseline_seeds - 1}", file=sys.stderr)
+        print(f"unmutated audit at seeds {args.baseline_start}.."
+              f"{args.baseline_start + args.baseline_seeds - 1}", file=sys.stderr)
         def _saved(runs):
             b = runs[-1]
             print(f"  seed {b['seed']}: {'pass' if not b['failed'] and b['status'] == 'survived' else 'FALSE ALARM'}"
@@ -732,7 +738,8 @@ def cmd_mutate(args) -> int:
                 write_json_atomic(args.json, {"partial": True,
                                               "summary": summarize_results(rows, runs),
                                               "results": rows})
-        baseline = run_baseline(range(args.baseline_seeds), quick=args.quick, progress=_saved)
+        seeds = range(args.baseline_start, args.baseline_start + args.baseline_seeds)
+        baseline = run_baseline(seeds, quick=args.quick, progress=_saved)
     summ = summarize_results(rows, baseline)
     print(f"\nMUTATION SUITE: {summ['killed']}/{summ['judged']} mutants rejected "
           f"({100 * (summ['catch_rate'] or 0):.1f} %), {summ['equivalent']} listed as "
@@ -778,6 +785,9 @@ def register(sub) -> None:
     q.add_argument("--shard", type=_shard, default=None, metavar="K/N",
                    help="run only every N-th chosen mutant from the K-th (0-based): parts of "
                         "one sample for parallel processes, joined with --merge")
+    q.add_argument("--baseline-start", type=int, default=0, metavar="S",
+                   help="first seed of --baseline-seeds (parts of one baseline for parallel "
+                        "processes, joined with --merge)")
     q.add_argument("--list", action="store_true", help="list the mutants and exit")
     q.add_argument("--merge", nargs="+", default=None, metavar="JSON",
                    help="merge result files of one sample run in parts into --json, and exit")

@@ -112,9 +112,14 @@ def test_merge_joins_parts_of_one_run(tmp_path):
     a.write_text(json.dumps(part(["m1", "m2"], "killed")))
     b.write_text(json.dumps(part(["m2", "m3"], "survived",
                                  [{"seed": 0, "status": "survived", "failed": []}])))
-    merged = mutate.merge_results([a, b])
+    c = tmp_path / "c.json"
+    c.write_text(json.dumps(part([], "killed", [{"seed": 1, "status": "survived",
+                                                  "failed": ["x"]}])))
+    merged = mutate.merge_results([a, b, c])
     s = merged["summary"]
-    assert s["mutants"] == 3 and s["killed"] == 2 and s["baseline"]["false_alarms"] == 0
+    assert s["mutants"] == 3 and s["killed"] == 2
+    # the baselines of parts join by seed: seed 1 failed in its part
+    assert s["baseline"]["seeds"] == [0, 1] and s["baseline"]["false_alarms"] == 1
     assert main(["mutate", "--merge", str(a), str(b), "--json", str(tmp_path / "m.json")]) == 0
 
 
