@@ -33,9 +33,13 @@ def _load(path: Path):
 def _mutation(folder: Path) -> dict:
     res = _load(folder / "results.json")
     base = _load(folder / "baseline.json")
+    conf = ((res or {}).get("provenance") or {}).get("config", {})
+    sample = f" --sample {conf['sample']} --seed {conf.get('sample_seed', 0)}" \
+        if conf.get("sample") else ""
     out = {"available": res is not None, "folder": str(folder),
-           "command": "lora-audit mutate --sample 80 --seed 0",
-           "baseline_command": "lora-audit mutate --no-mutants --baseline-seeds 10 "
+           "command": f"lora-audit mutate{sample}{'' if conf.get('quick', True) else ' --full'}",
+           "revision": ((res or {}).get("provenance") or {}).get("git_revision"),
+           "baseline_command": "lora-audit mutate --no-mutants --full --baseline-seeds 10 "
                                "--json out/mutation/baseline.json"}
     if res is not None:
         s = res["summary"]
@@ -63,7 +67,12 @@ def _mutation(folder: Path) -> dict:
                                            "rate": b["false_alarm_rate"],
                                            "failed": [f"seed {r['seed']}: {', '.join(r['failed'])}"
                                                       for r in b["runs"] if r["failed"]],
-                                           "note": (base or {}).get("note", "")}
+                                           "note": (base or {}).get("note", ""),
+                                           "mode": "quick" if ((base or res or {}).get(
+                                               "provenance") or {}).get("config", {}).get(
+                                               "quick", True) else "full",
+                                           "revision": ((base or res or {}).get("provenance")
+                                                        or {}).get("git_revision")}
     return out
 
 
@@ -104,7 +113,9 @@ def _integrity(ctx) -> list[dict]:
     rows = []
     for der_id, res in ctx.audit.get("derivations", {}).items():
         certs = {c["method"]: c for c in res.get("integrity", [])}
-        g, t, ch = (certs.get(k, {}) for k in ("generic_points", "source_of_truth", "chain"))
+        g, t, ch, hm = (certs.get(k, {}) for k in ("generic_points", "source_of_truth", "chain",
+                                                   "homogeneity"))
+        relations = hm.get("evidence", {}).get("relations", [])
         rows.append({"derivation": der_id,
                      "generic": len(g.get("evidence", {}).get("rules", [])),
                      "generic_ok": g.get("verdict") in ("pass", "waived"),
@@ -117,7 +128,9 @@ def _integrity(ctx) -> list[dict]:
                                "steps " + str(len(ch["evidence"]["chain"]))
                                if "chain" in ch.get("evidence", {}) else
                                "step " + str(ch.get("evidence", {}).get("step", "?"))),
-                     "chain_ok": ch.get("verdict") in ("pass", "waived")})
+                     "chain_ok": ch.get("verdict") in ("pass", "waived"),
+                     "homogeneous": f"{sum(r['measured'] for r in relations)}/{len(relations)}",
+                     "homogeneity_ok": hm.get("verdict") in ("pass", "waived")})
     return rows
 
 
@@ -136,7 +149,7 @@ def compute(ctx) -> dict:
             "integrity": _integrity(ctx), "quick": ctx.quick,
             "worst_detectable": max((r["detectable"] for r in res), default=None)}
     data["verdict"] = "pass" if all(r["generic_ok"] and r["truth_ok"] and r["chain_ok"]
-                                    for r in data["integrity"]) else "fail"
+                                    and r["homogeneity_ok"] for r in data["integrity"]) else "fail"
     return data
 
 

@@ -17,7 +17,9 @@ def _audit():
     conv = {"method": "convergence", "verdict": "pass", "summary": "", "evidence": {"resolution": 0.027}}
     integ = [{"method": "generic_points", "verdict": "pass", "evidence": {"rules": [1, 2, 3]}},
              {"method": "source_of_truth", "verdict": "pass", "evidence": {"pairs": [1]}},
-             {"method": "chain", "verdict": "pass", "evidence": {"step": "assemble"}}]
+             {"method": "chain", "verdict": "pass", "evidence": {"step": "assemble"}},
+             {"method": "homogeneity", "verdict": "pass", "evidence": {"relations": [
+                 {"id": "s", "measured": True}, {"id": "statement", "measured": False}]}}]
     return {"derivations": {"fft_over": {"statement": {"certificates": [cert]}, "steps": [
         {"id": "s", "certificates": [conv]}], "integrity": integ}}}
 
@@ -30,7 +32,9 @@ def _results():
     summ = {"mutants": 2, "judged": 2, "equivalent": 0, "killed": 1, "catch_rate": 0.5,
             "by_status": {"killed": 1, "survived": 1}, "survivors": [rows[1]],
             "equivalent_mutants": []}
-    return {"provenance": {"date": "2026-12-02", "config": {"generated": 99}}, "summary": summ,
+    return {"provenance": {"date": "2026-12-02", "git_revision": "abc123",
+                           "config": {"generated": 99, "sample": 80, "sample_seed": 20,
+                                      "quick": True}}, "summary": summ,
             "results": rows}
 
 
@@ -49,9 +53,16 @@ def test_collects_recorded_results_and_certificates(tmp_path, monkeypatch):
     assert m["caught_by"] == [{"where": "integrity source_of_truth", "count": 1}]
     assert m["baseline"]["false_alarms"] == 1 and m["baseline"]["failed"] == ["seed 1: x"]
     assert data["worst_detectable"] == 0.031 and data["verdict"] == "pass"
+    assert m["command"] == "lora-audit mutate --sample 80 --seed 20" and m["revision"] == "abc123"
+    assert data["integrity"][0]["homogeneous"] == "1/2"
     body = render("sections/trust.tex.j2", data=data, section={"id": "trust"}, audit={})
     assert r"(50\%)" in body or "50" in body.split("rejected")[1][:30]
-    assert "Survivors" in body and r"n - d" in body
+    assert "Survivors" in body and r"n - d" in body and "abc123" in body
+    # a derivation whose relations are not homogeneous fails the section's verdict
+    bad = _audit()
+    bad["derivations"]["fft_over"]["integrity"][3]["verdict"] = "error"
+    assert trust.compute(SimpleNamespace(out_dir=tmp_path / "report", audit=bad,
+                                         quick=True))["verdict"] == "fail"
 
 
 def test_without_results_says_how_to_get_them(tmp_path, monkeypatch):
