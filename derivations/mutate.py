@@ -122,12 +122,6 @@ EQUIVALENT: dict = {
     "numeric/estimators.py::simulate_risk::drop-right::25d96000":
         "every chunk draws `trials` data sets instead of the remainder: more simulated data sets "
         "of the same law, every expectation unchanged",
-    "derivations/theorems/fft_over.py::formula::const-1::e5119174":
-        "changes only the variant used by the negative control 'missing k' (k -> 0 instead of "
-        "1), which is still rejected; the formula is unchanged",
-    "derivations/theorems/lora_bounds.py::_formula::square::f9be180c":
-        "changes only the gordon=False branch, used by the negative control 'bound without "
-        "dimension factor' alone (still rejected); the bound is unchanged",
     "numeric/ridgeless.py::solve_kappa::const-1::2b2b2a74":
         "`hi *= 2` -> `hi *= 1` in the bracket expansion, which never runs: the initial bracket "
         "max(s) * d already has f(hi) < 0",
@@ -140,12 +134,6 @@ EQUIVALENT: dict = {
         "certified, the root unchanged",
     "derivations/theorems/misalign_exact.py::<module>::const-1::9ed3816a":
         "index [0] -> [-1] of a 1 x 1 matrix: the same element",
-    "derivations/theorems/fft_over.py::formula::const+1::c8fb8976":
-        "changes only the variant used by the negative control 'missing k' (k -> 2 instead of "
-        "1), which is still rejected; the formula is unchanged",
-    "derivations/theorems/lora_bounds.py::_formula::const+1::425327bb":
-        "changes only the gordon=False branch, used by the negative control 'bound without "
-        "dimension factor' alone (still rejected); the bound is unchanged",
     "derivations/theorems/misalign_exact.py::<module>::op-swap::cb8309c3":
         "changes only the smaller eigenvalue lambda_-, used by the negative control 'smaller "
         "root' alone (still rejected)",
@@ -158,10 +146,6 @@ EQUIVALENT: dict = {
     "numeric/lora_bounds.py::fft_risk::swap-dim::3e0e2f10":
         "the regime inference `_regime(d, n, regime)` is bypassed: every caller passes the "
         "regime explicitly",
-    "numeric/sharp.py::lora_risk_sharp::drop-right::a62c38fb":
-        "changes only mapping='theory', the first-order mapping that the negative control "
-        "'first-order mapping' uses (still rejected) and evaluate prints, labelled as that "
-        "inexact variant, beside the sharp risk",
     "numeric/sample_misalignment.py::mean_bias_bound::op-swap::ac58bf6b":
         "the grid search picks t by main - tail instead of main + tail: the value returned is "
         "still B_mis at an admissible t (tied to SymPy at that t), a valid, looser bound",
@@ -174,9 +158,6 @@ EQUIVALENT: dict = {
     "derivations/theorems/misalign_sample.py::_simulate::const-1::5a658908":
         "the lower clamp of the chunk size, max(1, .) -> max(0, .), never binds: 2^21 // (d n) "
         ">= 1 at every size used",
-    "derivations/theorems/lora_bounds.py::_formula::const-1::95fdca28":
-        "changes only the gordon=False branch, used by the negative control 'bound without "
-        "dimension factor' alone (still rejected); the bound is unchanged",
     "numeric/samplers.py::fast_chunk::op-swap::992703ea":
         "the block size of the fast sampler's draws: the same law, other random numbers (the "
         "checks' verdicts do not depend on it)",

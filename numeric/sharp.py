@@ -216,10 +216,14 @@ def geometry(d, k, n, regime=None) -> dict:
             "noise_unit": noise_unit, "signal_unit": signal_unit}
 
 
+def _normalise(vals, n, sigma, N) -> list[float]:
+    return [math.sqrt(n) * s / (float(sigma) * math.sqrt(N)) for s in vals]
+
+
 def normalised_spikes(d, k, n, sigma, sv, regime=None) -> list[float]:
     """``x_i = sqrt(n) sigma_i / (sigma sqrt(N))`` for the given singular values (descending)."""
     g = geometry(d, k, n, regime)
-    return [math.sqrt(n) * s / (sigma * math.sqrt(g["N"])) for s in _check_sv(sv, d, k)]
+    return _normalise(_check_sv(sv, d, k), n, sigma, g["N"])
 
 
 def lora_risk_sharp(d, k, n, sigma, sv, r, *, regime=None, noise_quantiles=True,
@@ -261,14 +265,14 @@ def lora_risk_sharp(d, k, n, sigma, sv, r, *, regime=None, noise_quantiles=True,
         else:
             exact = fft_risk(d, k, n, sigma)
             bias = 0.0
-        xs = [math.sqrt(n) * v / (float(sigma) * math.sqrt(N)) for v in vals]
+        xs = _normalise(vals, n, sigma, N)
         return {"risk": exact, "bias": bias, "variance": exact - bias, "kept_spikes":
                 sum(1 for x_ in xs if x_ > beta ** 0.25), "kept_noise": m - sum(
                     1 for x_ in xs if x_ > beta ** 0.25), "components": [], "regime": g["regime"],
                 "N": N, "m": m, "beta": beta, "x": xs, "sample_side": side,
                 "noise_scale": noise_scale, "signal_scale": signal_scale, "mapping": mapping,
                 "noise_quantiles": bool(noise_quantiles), "exact": True}
-    xs = [math.sqrt(n) * s / (float(sigma) * math.sqrt(N)) for s in vals]
+    xs = _normalise(vals, n, sigma, N)
     bias = (1 - n / d) * sum(v * v for v in vals) if g["regime"] == "under" else 0.0
     variance = 0.0
     components = []
@@ -284,7 +288,8 @@ def lora_risk_sharp(d, k, n, sigma, sv, r, *, regime=None, noise_quantiles=True,
         if keep:
             kept_spikes += 1
             x2 = x * x
-            err = 1 + beta + keep_coeff * beta / x2
+            # the keep cost of spike_components (tied to SymPy), plus a negative control's change
+            err = info["err_keep"] + (keep_coeff - 3) * beta / x2
             if kept_scale is not None:
                 cost_sig, cost_noise = 0.0, kept_scale * err
             else:

@@ -29,9 +29,13 @@ def validate(p):
                            f"got n = {p.n}, d = {p.d}")
 
 
-def formula(p, denominator_shift=1, k_factor=True):
-    k_ = p.k if k_factor else 1
-    return p.sigma ** 2 * k_ * p.d / (p.n - p.d - denominator_shift)
+def formula(p, denominator_shift=1):
+    return p.sigma ** 2 * p.k * p.d / (p.n - p.d - denominator_shift)
+
+
+def _formula_missing_k(p):
+    """The negative control 'missing k': the output dimension dropped."""
+    return p.sigma ** 2 * p.d / (p.n - p.d - 1)
 
 
 def simulate(p, trials, gen, device):
@@ -93,7 +97,7 @@ DERIVATIONS = [Derivation(
         Control("denominator n-d-2", r"off-by-one the other way: $\sigma^2 k d/(n-d-2)$", "statement",
                 formula=lambda p: formula(p, denominator_shift=2)),
         Control("missing k", r"dropped output dimension: $\sigma^2 d/(n-d-1)$", "statement",
-                formula=lambda p: formula(p, k_factor=False)),
+                formula=_formula_missing_k),
         Control("noise without k", r"step \emph{noise-average} with the factor $k$ dropped",
                 "noise-average", rhs=sigma ** 2 * Frob2(M)),
         Control("inverse-wishart n-d", r"step \emph{inverse-wishart} with $d/(n-d)$",

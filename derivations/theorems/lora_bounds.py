@@ -61,11 +61,16 @@ def _validate(p, regime):
                         f"r = {p.r} (no bound of this form for s > r)")
 
 
-def _formula(p, regime, scale=1.0, gordon=True):
+def _formula(p, regime, scale=1.0):
     b = lora_bound(p.d, p.k, p.n, p.sigma, p.r, p.shift_sv, regime)
-    if gordon:
-        return b["terms"]["bias_exact"] + scale * b["terms"]["variance_bound"]
-    return b["terms"]["bias_exact"] + scale * b["terms"]["variance_bound"] \
+    return b["terms"]["bias_exact"] + scale * b["terms"]["variance_bound"]
+
+
+def _formula_without_dimension_factor(p):
+    """The negative control 'bound without dimension factor': Gordon's second moment replaced by
+    sigma^2 and the constant cut to 1/32 (overdetermined)."""
+    b = lora_bound(p.d, p.k, p.n, p.sigma, p.r, p.shift_sv, "overdetermined")
+    return b["terms"]["bias_exact"] + b["terms"]["variance_bound"] / 32 \
         / b["terms"]["gordon_second_moment"] * p.sigma ** 2
 
 
@@ -216,7 +221,7 @@ DER_OVER = Derivation(
                 lhs=Expect(sp.Heaviside((sp.sqrt(n) - sp.sqrt(d) + t) ** 2 - SigmaMin(W_over)), X)),
         Control("bound without dimension factor", r"statement with $r/4$ for $8r$ and $\sigma^2$ for "
                 r"$\sigma^2[(\sqrt k + \sqrt d)^2 + 1]$", "statement",
-                formula=lambda p: _formula(p, "overdetermined", scale=1 / 32, gordon=False)),
+                formula=_formula_without_dimension_factor),
     ),
     validate=lambda p: _validate(p, "overdetermined"),
     formula=lambda p: _formula(p, "overdetermined"),

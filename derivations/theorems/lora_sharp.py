@@ -258,6 +258,9 @@ _DET = x > beta ** sp.Rational(1, 4)
 _EDGE = 1 + sp.sqrt(beta)
 
 
+_SV_X = sp.Rational(17, 10)
+
+
 def _truths(regime):
     """Every numeric piece of the sharp risk against the SymPy expression of its step."""
     sc = sharp.spike_components
@@ -291,6 +294,30 @@ def _truths(regime):
         side = pt["d"] if regime == "over" else pt["n"]
         th = sharp.effective_threshold(pt["d"], pt["k"], pt["n"], regime)
         return {"x": mp.mpf(th), "beta": mp.mpf(min(pt["k"], side)) / max(pt["k"], side)}
+
+    # the optimal rank with the asymptotic threshold x* (evaluate prints it beside the finite-
+    # aspect one): spikes at x = 3.1, 1.9, 1.3, 0.7 straddle x*(beta) in [1, 2.4]
+    side_s = d if regime == "over" else n
+    beta_s = sp.Min(k, side_s) / sp.Max(k, side_s)
+    s_syms = sp.symbols("s1:5", positive=True)
+    thr_s = sp.sqrt(XSTAR2.subs(beta, beta_s))
+    count = sum(sp.Heaviside(sv_ * sp.sqrt(n) / (sigma * sp.sqrt(sp.Max(k, side_s))) - thr_s)
+                for sv_ in s_syms)
+    rank_x = sp.Max(1, sp.Min(count, sp.Min(d, k)))
+
+    def rank_points(cfg):
+        out = []
+        for pt in geo(cfg):
+            side = pt["d"] if regime == "over" else pt["n"]
+            unit = pt["sigma"] * math.sqrt(max(pt["k"], side) / pt["n"])
+            out.append({**pt, **{f"s{i + 1}": c * unit for i, c in enumerate((3.1, 1.9, 1.3,
+                                                                              0.7))}})
+        return out
+
+    def rank_code(pt):
+        return sharp.optimal_rank(pt["d"], pt["k"], pt["n"], pt["sigma"],
+                                  [pt[f"s{i}"] for i in range(1, 5)], regime=regime,
+                                  mapping="theory")
 
     jj, mm = sp.Symbol("j"), sp.Symbol("m")
 
@@ -336,9 +363,12 @@ def _truths(regime):
               points=geo),
         Truth("signal scale sigma^2 N/w", sigma ** 2 * N_ / sig_w, res("signal_scale"),
               points=geo),
-        Truth("normalised spike x", sp.sqrt(n) / (sigma * sp.sqrt(N_)),
-              lambda pt: sharp.normalised_spikes(pt["d"], pt["k"], pt["n"], pt["sigma"], [1.0],
-                                                 regime=regime)[0], points=geo),
+        Truth("optimal rank with the asymptotic threshold x* (evaluate)", rank_x, rank_code,
+              points=rank_points),
+        # a singular value that is not 1 (at s = 1, s and s^2 would agree)
+        Truth("normalised spike x", _SV_X * sp.sqrt(n) / (sigma * sp.sqrt(N_)),
+              lambda pt: sharp.normalised_spikes(pt["d"], pt["k"], pt["n"], pt["sigma"],
+                                                 [float(_SV_X)], regime=regime)[0], points=geo),
     )
 
 
