@@ -34,6 +34,11 @@ def solve_kappa(eigs, n: int, dps: int = 50) -> mp.mpf:
             mid = (lo + hi) / 2
             lo, hi = (mid, hi) if f(mid) > 0 else (lo, mid)
         kap = mp.findroot(f, (lo, hi), solver="anderson")
+        # postcondition, wherever the root is used (evaluate, the report): the unique positive
+        # root, to the working precision -- a wrong bracket can only make this raise
+        if not (kap > 0 and abs(f(kap)) <= mp.mpf(10) ** (-dps) * n):
+            raise ArithmeticError(f"solve_kappa: no positive root found (kappa = "
+                                  f"{mp.nstr(kap, 8)}, residual {mp.nstr(f(kap), 3)})")
         return +kap
 
 

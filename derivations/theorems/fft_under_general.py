@@ -88,13 +88,13 @@ def simulate(p, trials, gen, device):
 
 
 def fixed_point(p, dps, perturb=1):
+    """The code's root of the fixed-point equation and the equation's residual (the checker
+    ``fixed_point`` evaluates it at the root and beside it, to show the root is isolated)."""
     w, _ = _spectral_data(p)
     with mp.workdps(dps):
         root = solve_kappa(w, p.n, dps) * mp.mpf(perturb)
-        eps = mp.mpf(10) ** -6
-        return {"root": root, "residual": fixed_point_residual(w, p.n, root), "scale": mp.mpf(p.n),
-                "residual_below": fixed_point_residual(w, p.n, root * (1 - eps)),
-                "residual_above": fixed_point_residual(w, p.n, root * (1 + eps))}
+        return {"root": root, "residual": lambda kap: fixed_point_residual(w, p.n, kap),
+                "scale": mp.mpf(p.n), "in_domain": root > 0}
 
 
 def truth_env(p, dps):
