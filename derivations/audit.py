@@ -13,6 +13,7 @@ the audit, reported as such.
 """
 from __future__ import annotations
 
+import sys
 import time
 
 from .checkers import run_checker
@@ -232,3 +233,55 @@ def audit_in_processes(ders, cfg, jobs: int, progress=None) -> list:
                 progress(f"{futs[fut]}: audited ({len(by_id)}/{len(ders)})")
     LAST_CHILD_CPU.update(seconds=cpu, processes=min(jobs, len(ders)))
     return [by_id[d.id] for d in ders]
+
+
+# ------------------------------------------------------------------- running many derivations
+def _audit_on_worker(der_id: str, cfg, threads: int) -> dict:
+    """One derivation's audit on a Dask worker (the registry is rebuilt there), with the
+    client's torch thread count, so that its numbers are the serial run's."""
+    import torch
+
+    from . import get
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return audit_derivation(get(der_id), cfg, None)
+    finally:
+        torch.set_num_threads(before)
+
+
+def run_audit(ids, cfg, progress=None, client=None, jobs=1) -> dict:
+    """Audit the derivations (all when ``ids`` is empty), in-process or, with a
+    ``distributed.Client``, one derivation per task on its workers (results in the order of
+    ``ids``; each derivation's seeds derive from the master seed and its id, so the
+    certificates do not depend on where or in which order it ran)."""
+    from . import get, registry
+    from numeric.device import resolve
+    from numeric.provenance import provenance
+
+    ders = [get(i) for i in ids] if ids else list(registry().values())
+    device = resolve(cfg.device)
+    if client is None and jobs > 1:          # local processes: the serial numbers, bit for bit
+        results = audit_in_processes(ders, cfg, jobs, progress)
+        print(f"audit: {LAST_CHILD_CPU['processes']} local processes, CPU in them "
+              f"{LAST_CHILD_CPU['seconds']:.1f} s", file=sys.stderr)
+    elif client is None:
+        results = [audit_derivation(d, cfg, progress) for d in ders]
+    else:
+        import torch
+
+        from numeric.distributed import as_completed
+
+        threads = torch.get_num_threads()
+        futs = {client.submit(_audit_on_worker, d.id, cfg, threads,
+                              key=f"audit-{d.id}-{cfg.seed}", pure=False): d.id for d in ders}
+        by_id = {}
+        for fut in as_completed(client, list(futs)):
+            by_id[futs[fut]] = fut.result()
+            if progress:
+                progress(f"{futs[fut]}: audited ({len(by_id)}/{len(ders)})")
+        results = [by_id[d.id] for d in ders]
+    return {"provenance": provenance(device, config=cfg.as_dict()),
+            "verdict": "pass" if all(r["verdict"] == "pass" for r in results) else "fail",
+            "derivations": results}

@@ -108,7 +108,7 @@ MAX_ROWS = 40          # layers listed in the report's table (all of them are in
 
 def _user_checkpoints(ctx, out: Path) -> dict:
     """``lora-audit spectra`` of the checkpoints named with ``report --spectra``."""
-    from derivations.spectra_cli import run_spectra
+    from derivations.commands.spectra import run_spectra
     from numeric.spectra import SpectraOptions
 
     from reports.spectra_figures import make_figures

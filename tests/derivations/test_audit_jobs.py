@@ -39,7 +39,7 @@ def test_without_timings_drops_only_the_seconds():
 def test_default_jobs_is_one_per_usable_core_at_most_one_per_derivation(monkeypatch):
     import os
 
-    from derivations import cli
+    from derivations.commands import audit as cli
 
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
     assert cli.default_jobs(20) == 3

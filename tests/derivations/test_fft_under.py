@@ -1,7 +1,7 @@
 import pytest
 
 from derivations import get
-from derivations.cli import evaluate_point, simulate_point
+from derivations.points import evaluate_point, simulate_point
 from numeric.errors import InputError
 from numeric.params import make_params
 

@@ -6,7 +6,7 @@ import math
 import pytest
 
 from derivations import get
-from derivations.cli import evaluate_point, simulate_point
+from derivations.points import evaluate_point, simulate_point
 from numeric.errors import InputError
 from numeric.lora_bounds import lora_bound
 from numeric.params import make_params

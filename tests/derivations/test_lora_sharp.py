@@ -4,7 +4,8 @@ of evaluate and simulate at moderate size (a slow d = k = 200 version too)."""
 import pytest
 
 from derivations import get, registry
-from derivations.cli import evaluate_point, main, simulate_point
+from derivations.cli import main
+from derivations.points import evaluate_point, simulate_point
 from numeric import sharp
 from numeric.errors import InputError
 from numeric.params import make_params

@@ -5,7 +5,8 @@ import math
 
 import pytest
 
-from derivations.cli import evaluate_point, main
+from derivations.cli import main
+from derivations.points import evaluate_point
 from numeric import sample_misalignment as sm
 from numeric.params import make_params
 

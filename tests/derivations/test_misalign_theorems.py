@@ -4,7 +4,8 @@ bias and the bounds; simulate agrees within SE).
 import pytest
 
 from derivations import get
-from derivations.cli import evaluate_point, main, simulate_point
+from derivations.cli import main
+from derivations.points import evaluate_point, simulate_point
 from numeric.errors import InputError
 from numeric.params import make_params
 

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from derivations.cli import main
-from derivations.sensitivity_cli import ProgressBar
+from derivations.commands.sensitivity import ProgressBar
 
 TINY = ["base.d=12", "base.k=6", "base.s=2", "run.trials=50", "exact.s_values=[1,3]",
         "exact.n_over_d=[0.5,3]", "tail.alphas=[1.0]", "tail.n_over_d=[3]", "snr.enabled=false",

@@ -101,7 +101,7 @@ def test_interrupted_distributed_sweep_resumes(client, cfg, serial, tmp_path):
 
 def test_distributed_audit_gives_the_serial_certificates(client):
     from derivations.audit import without_timings
-    from derivations.cli import run_audit
+    from derivations.audit import run_audit
     from derivations.config import make_config
 
     cfg = make_config(quick=True, device="cpu")

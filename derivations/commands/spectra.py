@@ -131,7 +131,7 @@ def cmd_spectra(args) -> int:
     from numeric.device import resolve
     from numeric.spectra import SpectraOptions
 
-    from .sensitivity_cli import ProgressBar
+    from .sensitivity import ProgressBar
 
     if args.seed is not None and args.seed < 0:
         raise InputError(f"--seed must be a non-negative integer, got {args.seed}")
@@ -156,7 +156,7 @@ def cmd_spectra(args) -> int:
 def cmd_practical(args) -> int:
     from numeric import practical as pr
 
-    from .sensitivity_cli import ProgressBar
+    from .sensitivity import ProgressBar
 
     if args.seed is not None and args.seed < 0:
         raise InputError(f"--seed must be a non-negative integer, got {args.seed}")

@@ -1,13 +1,12 @@
 """``lora-audit report``: regenerate the audited derivation report (LaTeX, PDF, data).
 
-Registered through ``derivations.cli.COMMAND_MODULES``.
+The command line's one door into ``reports`` (besides the report itself).
 """
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-from .build import DEFAULT_OUT, ReportOptions, build_report
+from reports.build import DEFAULT_OUT, ReportOptions, build_report
 
 HELP = """Runs the audit of every derivation (reusing cached results whose sources, configuration and
 library versions are unchanged), every report section, and writes report.tex, figures and data

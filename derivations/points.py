@@ -1,0 +1,65 @@
+"""One derivation at one parameter point: its value (``evaluate``) and a simulation of the actual
+estimator compared with it (``simulate``).  Library functions of the commands of the same names
+(``derivations.commands``) and of the tests."""
+from __future__ import annotations
+
+from numeric.errors import InputError
+
+
+def evaluate_point(der_id: str, params) -> dict:
+    from . import get
+
+    from numeric.memory import check_point
+
+    der = get(der_id)
+    der.validate(params)
+    check_point(params.d, params.k, params.n, f"evaluate {der.id}")
+    value = float(der.formula(params))
+    out = {"id": der.id, "kind": der.kind, "params": params.as_dict(), "value": value}
+    if der.extra.get("value_label"):
+        out["value_label"] = der.extra["value_label"]
+    extra = der.extra.get("evaluate_details")
+    if extra:
+        out["details"] = extra(params)
+    return out
+
+
+def simulate_point(der_id: str, params, trials: int | None, seed: int, device="auto",
+                   progress=None) -> dict:
+    if seed < 0:
+        raise InputError(f"--seed must be a non-negative integer, got {seed}")
+    from numeric.device import describe, generator, resolve
+    from numeric.stats import compare
+
+    from numeric.seeds import stable_seed
+
+    from . import get
+
+    der = get(der_id)
+    der.validate(params)
+    if der.simulate is None:
+        raise InputError(f"derivation {der_id!r} has no simulator")
+    if trials is None:   # a derivation whose simulation is costly says how many are sensible
+        trials = int(der.extra.get("simulate_trials", 20000))
+    if trials < 2:
+        raise InputError(f"--trials must be at least 2, got {trials}")
+    from numeric.memory import check_simulation
+
+    # fixed-size chunks (a function of the sizes and `trials` only, never of the machine, so
+    # the same seed gives the same numbers everywhere), with progress on stderr for long runs
+    chunk = check_simulation(params.d, params.k, params.n, trials, f"simulate {der.id}")
+    import torch
+
+    dev = resolve(device)
+    gen = generator(stable_seed(seed, der.id, "simulate"))
+    parts, done = [], 0
+    while done < trials:
+        b = min(chunk, trials - done)
+        parts.append(der.simulate(params, b, gen, dev).reshape(-1))
+        done += b
+        if trials > chunk and progress:
+            progress(f"simulate {der.id}: {done}/{trials} data sets")
+    c = compare(torch.cat(parts), der.formula(params))
+    return {"id": der.id, "params": params.as_dict(), "mean": c["mean"], "se": c["se"],
+            "trials": c["trials"], "seed": seed, "device": describe(dev),
+            "formula": c["formula"], "z": c["z"], "relative_error": c["rel_error"]}
