@@ -423,6 +423,7 @@ def check_chain(der, cfg=None) -> Certificate:
 
 # ------------------------------------------------------------------------------- homogeneity
 HOMOGENEITY_SCALE = mp.mpf(3) / 2
+HOMOGENEITY_SCALE_2 = mp.mpf(5) / 2  # a second scale: a sum of terms of two degrees shows
 HOMOGENEITY_TOL = 1e-12       # exact homogeneity agrees to ~1e-45 at 50 digits
 
 
@@ -448,6 +449,12 @@ def _scaled_sides(item, der, p: Params, scale, idx: int, cfg):
     for side in (item.lhs, item.rhs):
         v = ev.evaluate(strip_expectations(side), env, backend)
         out.append(mp.sqrt(backend.frob2(v)) if isinstance(v, mp.matrix) else abs(v))
+    # the arguments of indicators (a deviation event 1[X > threshold]): their two sides must
+    # have one dimension too, though the indicator itself is dimensionless
+    for node in sorted({h for side in (item.lhs, item.rhs)
+                        for h in sp.sympify(strip_expectations(side)).atoms(sp.Heaviside)},
+                       key=sp.default_sort_key):
+        out.append(abs(ev.evaluate(node.args[0], env, backend)))
     return out
 
 
@@ -480,19 +487,35 @@ def check_homogeneity(der, cfg) -> Certificate:
             degrees, why = [], None
             for i, p in enumerate(pts):
                 try:
-                    l1, r1 = _scaled_sides(item, der, p, 1, i, cfg)
-                    lc, rc = _scaled_sides(item, der, p, HOMOGENEITY_SCALE, i, cfg)
+                    base = _scaled_sides(item, der, p, 1, i, cfg)
+                    at = [_scaled_sides(item, der, p, c, i, cfg)
+                          for c in (HOMOGENEITY_SCALE, HOMOGENEITY_SCALE_2)]
                 except (ev.MissingValue, InputError, ValueError, ZeroDivisionError) as exc:
                     why = f"not evaluable pointwise ({type(exc).__name__}: {str(exc)[:80]})"
                     break
-                if min(l1, r1, lc, rc) < tiny:
+                deg = [[mp.log(v / v0) / mp.log(c) if min(v, v0) >= tiny else None
+                        for v, v0 in zip(vals, base)]
+                       for c, vals in zip((HOMOGENEITY_SCALE, HOMOGENEITY_SCALE_2), at)]
+                dl, dr = deg[0][0], deg[0][1]
+                if dl is None or dr is None:
                     why = why or "a side vanishes at the draw"
-                    continue
-                dl = mp.log(lc / l1) / mp.log(HOMOGENEITY_SCALE)
-                dr = mp.log(rc / r1) / mp.log(HOMOGENEITY_SCALE)
-                degrees.append((float(dl), float(dr)))
-                if abs(dl - dr) > HOMOGENEITY_TOL:
-                    bad.append((sid, float(dl), float(dr), p))
+                else:
+                    degrees.append((float(dl), float(dr)))
+                    # equal degrees on both sides, and the same degree at the second scale
+                    if max(abs(dl - dr), abs(deg[1][0] - dl) if deg[1][0] is not None else 0,
+                           abs(deg[1][1] - dr) if deg[1][1] is not None else 0) > HOMOGENEITY_TOL:
+                        bad.append((sid, f"scaling Delta* and sigma by c multiplies its left side by "
+                                         f"c^{float(dl):.4g} and its right side by c^{float(dr):.4g} at "
+                                         f"c = 3/2 (left c^{float(deg[1][0] or 0):.4g}, right "
+                                         f"c^{float(deg[1][1] or 0):.4g} at c = 5/2)", p))
+                for j in range(2, len(base)):            # indicator arguments
+                    a1, a2 = deg[0][j], deg[1][j]
+                    if a1 is not None and a2 is not None:
+                        degrees.append(("indicator", float(a1)))
+                        if abs(a1 - a2) > HOMOGENEITY_TOL:
+                            bad.append((sid, f"the argument of an indicator scales as c^{float(a1):.4g} "
+                                              f"at c = 3/2 but c^{float(a2):.4g} at c = 5/2 (terms of two "
+                                              f"dimensions)", p))
             row = {"id": sid, "measured": bool(degrees), "degrees": degrees}
             if not degrees:
                 row["why"] = why or "no high-precision instance"
@@ -500,11 +523,10 @@ def check_homogeneity(der, cfg) -> Certificate:
     measured = sum(r["measured"] for r in rows)
     ev_ = {"scale": float(HOMOGENEITY_SCALE), "tolerance": HOMOGENEITY_TOL, "relations": rows}
     if bad:
-        sid, dl, dr, p = bad[0]
+        sid, text, p = bad[0]
         return Certificate("homogeneity", "error", {**ev_, "worst": {
-            "id": sid, "lhs_degree": dl, "rhs_degree": dr, "point": p.as_dict()}}, 0.0,
-            f"{sid!r} is not homogeneous: scaling Delta* and sigma by c multiplies its left side "
-            f"by c^{dl:.4g} and its right side by c^{dr:.4g}")
+            "id": sid, "finding": text, "point": p.as_dict()}}, 0.0,
+            f"{sid!r} is not homogeneous: {text}")
     return Certificate("homogeneity", "pass", ev_, 0.0,
                        f"{measured} of {len(rows)} relations homogeneous in (Delta*, sigma) with "
                        f"equal degrees on both sides; the others not measured (see evidence)")

@@ -148,9 +148,6 @@ EQUIVALENT: dict = {
     "derivations/theorems/misalign_bounds.py::<module>::const-1::7deb6f01":
         "step 'eta' becomes -eta lambda_max(C) <= (1 + eta) lambda_min(C): still true (its left "
         "side is <= 0); the bound it supports is unchanged and still certified by its own step",
-    "numeric/lora_bounds.py::fft_risk::swap-dim::3e0e2f10":
-        "the regime inference `_regime(d, n, regime)` is bypassed: every caller passes the "
-        "regime explicitly",
     "numeric/sample_misalignment.py::mean_bias_bound::op-swap::ac58bf6b":
         "the grid search picks t by main - tail instead of main + tail: the value returned is "
         "still B_mis at an admissible t (tied to SymPy at that t), a valid, looser bound",

@@ -60,10 +60,12 @@ def _check(d, k, n, sigma, r, shift_sv, regime, t):
                              f"{math.sqrt(big) - math.sqrt(small):.4g}), got t = {t}")
 
 
-def fft_risk(d, k, n, sigma, shift_sv, regime=None) -> float:
+def fft_risk(d, k, n, sigma, shift_sv, regime) -> float:
     """Exact expected excess risk of FFT (Gaussian design; Sigma = I in the under regime): the
-    one closed form, ``sharp.fft_risk``, with ``||Delta*||_F^2`` from ``shift_sv``."""
-    regime = _regime(d, n, regime)
+    one closed form, ``sharp.fft_risk``, with ``||Delta*||_F^2`` from ``shift_sv``.  The regime
+    is given by the caller (resolved once, by ``lora_bound``), never inferred twice."""
+    if regime not in ("overdetermined", "underdetermined"):
+        raise InputError(f"regime must be 'overdetermined' or 'underdetermined', got {regime!r}")
     fro2 = None if regime == "overdetermined" else sum(v * v for v in shift_sv)
     return sharp.fft_risk(d, k, n, sigma, fnorm2=fro2)
 

@@ -71,7 +71,10 @@ def test_bound_vs_fft_condition():
         assert not bound_beats_fft(*args, 1.0, 1, (1.0,))["beats"]
     # high-probability form: below FFT once k and n are large
     c = bound_beats_fft(400, 400, 100000, 1.0, 1, (1.0,), t=1.0)
-    assert c["beats"] and c["lora_bound"] < c["fft_risk"] == pytest.approx(fft_risk(400, 400, 100000, 1.0, (1.0,)))
+    assert c["beats"] and c["lora_bound"] < c["fft_risk"] == pytest.approx(
+        fft_risk(400, 400, 100000, 1.0, (1.0,), "overdetermined"))
+    with pytest.raises(InputError, match="regime must be"):
+        fft_risk(400, 400, 100000, 1.0, (1.0,), None)
     assert 0 < c["holds_with_probability"] < 1
     with pytest.raises(InputError, match="t must lie"):
         lora_bound(10, 5, 20, 1.0, 1, (1.0,), t=5.0)
