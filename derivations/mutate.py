@@ -151,6 +151,9 @@ EQUIVALENT: dict = {
     "numeric/sample_misalignment.py::mean_bias_bound::op-swap::ac58bf6b":
         "the grid search picks t by main - tail instead of main + tail: the value returned is "
         "still B_mis at an admissible t (tied to SymPy at that t), a valid, looser bound",
+    "numeric/sharp.py::lora_risk_sharp::op-swap::374bdb20":
+        "changes only the term (keep_coeff - 3) beta / x^2, zero except in the negative controls "
+        "'keep cost 2beta' and 'keep cost 4beta' (still rejected)",
     "derivations/theorems/misalign_sample.py::<module>::swap-sym::584c0695":
         "step 'eta' becomes P(eps > eta_t) <= 2 e^{-t^2/2}: still true, since eps = ||Q_perp W "
         "Q|| <= ||W - I|| = eta (an off-diagonal block of W - I)",

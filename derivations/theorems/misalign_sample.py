@@ -164,6 +164,11 @@ def _finite_mean_points(cfg):
     return [p for p in check_points(cfg) + bias_points(cfg) if math.isfinite(formula(p))]
 
 
+def _mean_constant(p):
+    """The leading constant c_t of the bound's main term c_t r b_r / n (the report prints it)."""
+    return sm.mean_bias_bound(p.n, p.d, p.r, _weighted_sv(p))["constant"]
+
+
 def _hp_value(p):
     return sm.hp_bias_bound(p.n, p.d, p.r, _weighted_sv(p), T_BIAS)["value"]
 
@@ -391,6 +396,9 @@ derivation = Derivation(
                            Bmean_t, formula, points=_finite_mean_points, env=_mean_t_env),
                      Truth(f"high-probability bias bound at t = {T_BIAS:g} (code) vs SymPy",
                            B_t.subs(t, T_BIAS), _hp_value, points=bias_points),
+                     Truth("leading constant c_t of the main term c_t r b_r/n (report) vs SymPy",
+                           4 * (1 + s_r1 / s_r) / (m_t * (gamma_t - et_t) ** 2), _mean_constant,
+                           points=_finite_mean_points, env=_mean_t_env),
                      Truth(f"eta deviation eta_t at t = {T_DEV:g} (evaluate) vs SymPy",
                            eta_t.subs(t, T_DEV), _threshold_value("eta_t"), points=mc_points),
                      Truth(f"eps deviation eps_t at t = {T_DEV:g} (evaluate) vs SymPy",
