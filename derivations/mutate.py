@@ -154,6 +154,20 @@ EQUIVALENT: dict = {
     "numeric/sharp.py::lora_risk_sharp::op-swap::374bdb20":
         "changes only the term (keep_coeff - 3) beta / x^2, zero except in the negative controls "
         "'keep cost 2beta' and 'keep cost 4beta' (still rejected)",
+    "derivations/theorems/misalign_decomposition.py::<module>::swap-dim::34b28ed1":
+        "C = S/d instead of S/n: C enters only through A_C = P_r(Delta C^{1/2}) C^{-1/2}, which "
+        "is invariant under C -> alpha C",
+    "derivations/theorems/misalign_sample.py::<module>::const+1::22badef6":
+        "T_BIAS 2.5 -> 3.5: the deviation t at which the high-probability bias bound is checked; "
+        "the bound is claimed (and derived) for every admissible t",
+    "derivations/theorems/mc_samplers.py::_fast_lora_risk::const-1::a6c0fcb9":
+        "index [0] -> [-1] of a batch of one data set: the same element",
+    "numeric/misalignment.py::second_order_bound::const-1::13dcb356":
+        "C.shape[-1] -> C.shape[0] of the square covariance C: the same d",
+    "numeric/samplers.py::simulate_ranks::swap-dim::54fad7dc":
+        "q = min(d, k, n) -> min(d, k, d) changes only the default rank list and its range guard: "
+        "every caller in the audit, the report and the sweep passes its ranks (1..min(d, k, n)), "
+        "and the risks at a rank do not depend on q",
     "derivations/theorems/misalign_sample.py::<module>::swap-sym::584c0695":
         "step 'eta' becomes P(eps > eta_t) <= 2 e^{-t^2/2}: still true, since eps = ||Q_perp W "
         "Q|| <= ||W - I|| = eta (an off-diagonal block of W - I)",
@@ -351,6 +365,7 @@ class _Collector(ast.NodeVisitor):
         self.skip = 0
         self.names = {n.id for n in ast.walk(ast.parse(text)) if isinstance(n, ast.Name)}
         self.audit_names = set(audit_names)
+        self.seen: dict = {}
         self.out = []
 
     # -- context ------------------------------------------------------------------------
@@ -432,7 +447,13 @@ class _Collector(ast.NodeVisitor):
         if repl.strip("()") == orig.strip("()"):
             return
         func = ".".join(self.scope[1:]) or "<module>"
-        h = hashlib.sha1(f"{self.path}|{func}|{op}|{orig}|{repl}".encode()).hexdigest()[:8]
+        # the same change of the same text twice in one function (two sites of `d`): the
+        # second and later sites get their occurrence in the hash (the first keeps its id)
+        key = (func, op, orig, repl)
+        nth = self.seen.get(key, 0)
+        self.seen[key] = nth + 1
+        tag = f"{self.path}|{func}|{op}|{orig}|{repl}" + (f"|{nth}" if nth else "")
+        h = hashlib.sha1(tag.encode()).hexdigest()[:8]
         self.out.append(Mutant(f"{self.path}::{func}::{op}::{h}", self.path, func, node.lineno,
                                op, orig, repl, start, end))
 

@@ -94,7 +94,9 @@ def fixed_point(p, dps, perturb=1):
     with mp.workdps(dps):
         root = solve_kappa(w, p.n, dps) * mp.mpf(perturb)
         return {"root": root, "residual": lambda kap: fixed_point_residual(w, p.n, kap),
-                "scale": mp.mpf(p.n), "in_domain": root > 0}
+                "scale": mp.mpf(p.n), "in_domain": root > 0,
+                "values": {"lam": [mp.mpf(x) for x in w], "d": p.d, "n": p.n},
+                "unknown": "kappa"}
 
 
 def truth_env(p, dps):

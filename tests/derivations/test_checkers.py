@@ -150,3 +150,20 @@ def test_a_formula_for_a_step_is_refused_and_a_second_registration_too(quick_cfg
     assert cert.verdict == "error" and "no checker named" in cert.summary
     with pytest.raises(ValueError, match="registered twice"):
         checker("hp")(lambda item, derivation, cfg, formula=None: None)
+
+
+def test_fixed_point_ties_the_typeset_equation_to_the_code(quick_cfg):
+    """The report typesets sum_i lam_i/(lam_i + kappa) = n; the checker solves the code's
+    equation.  A typeset equation that is not the code's (a '/' made '*') is refused."""
+    import sympy as sp
+
+    from derivations import get
+    from derivations.theorems import fft_under_general as F
+
+    der = get("fft_under_general")
+    step = der.step("fixed-point")
+    good = run_checker("fixed_point", step, der, quick_cfg)
+    assert good.verdict == "pass"
+    assert all(float(r["typeset_vs_code_gap"]) < 1e-40 for r in good.evidence["instances"])
+    bad = step.with_sides(lhs=sp.Sum(F.lam[F.i] * (F.lam[F.i] + F.kappa), (F.i, 1, F.d)))
+    assert run_checker("fixed_point", bad, der, quick_cfg).verdict == "fail"
