@@ -227,7 +227,7 @@ def normalised_spikes(d, k, n, sigma, sv, regime=None) -> list[float]:
 
 
 def lora_risk_sharp(d, k, n, sigma, sv, r, *, regime=None, noise_quantiles=True,
-                    mapping="split", keep_coeff=3.0, noise_shift=1) -> dict:
+                    mapping="split", keep_extra=None, noise_shift=1) -> dict:
     """Sharp asymptotic expected excess risk of LoRA's global minimiser at rank ``r``.
 
     ``sv``: singular values of ``Delta* Sigma^{1/2}`` (overdetermined) or of ``Delta*``
@@ -237,9 +237,10 @@ def lora_risk_sharp(d, k, n, sigma, sv, r, *, regime=None, noise_quantiles=True,
     pure-noise directions), ``kept_spikes``, ``kept_noise``, per-component ``components``,
     ``regime``, ``N``, ``beta`` and the normalised spikes ``x``.
 
-    ``keep_coeff`` (3 in the theory) and ``noise_shift`` (the ``1`` in ``n - d - 1`` /
-    ``d - n - 1``) exist only so that the audit can run deliberately wrong variants (negative
-    controls); leave them at their defaults.
+    ``keep_extra`` (a function ``(x, beta) -> float`` added to every kept spike's error, e.g.
+    ``-beta/x^2`` for a keep cost ``1 + beta + 2 beta/x^2``) and ``noise_shift`` (the ``1`` in
+    ``n - d - 1`` / ``d - n - 1``) exist only so that the audit can run deliberately wrong
+    variants (negative controls, whose code supplies them); leave them at their defaults.
     """
     _check_dims(d, k, n, sigma)
     if mapping not in MAPPINGS:
@@ -255,7 +256,7 @@ def lora_risk_sharp(d, k, n, sigma, sv, r, *, regime=None, noise_quantiles=True,
     signal_scale = s2 * N * g["signal_unit"]
     kept_scale = noise_scale if mapping == "theory" else None
     r_eff = min(int(r), m)                      # P_r of an m x N matrix has rank <= m
-    if r_eff == m and keep_coeff == 3.0 and noise_shift == 1 and mapping == "split":
+    if r_eff == m and keep_extra is None and noise_shift == 1 and mapping == "split":
         # P_r is the identity: LoRA *is* FFT, and FFT's risk is exact (THEORY 3).  The
         # per-component accounting below assumes r << m and would overcount here.
         fnorm2 = sum(v * v for v in vals)
@@ -288,20 +289,24 @@ def lora_risk_sharp(d, k, n, sigma, sv, r, *, regime=None, noise_quantiles=True,
         if keep:
             kept_spikes += 1
             x2 = x * x
-            # the keep cost of spike_components (tied to SymPy), plus a negative control's change
-            err = info["err_keep"] + (keep_coeff - 3) * beta / x2
+            err = info["err_keep"]          # the keep cost of spike_components (tied to SymPy)
+            if keep_extra is not None:      # a negative control's variant
+                err += keep_extra(x, beta)
             if kept_scale is not None:
                 cost_sig, cost_noise = 0.0, kept_scale * err
             else:
                 along, orth = _keep_split(x, beta, side)
-                orth += (keep_coeff - 3) * beta / x2        # only for negative controls
+                if keep_extra is not None:
+                    orth += keep_extra(x, beta)
                 cost_sig, cost_noise = signal_scale * along, noise_scale * orth
             variance += cost_sig + cost_noise
             row.update(err=err, risk=cost_sig + cost_noise)
         else:
-            cost = signal_scale * x * x                     # = sigma_i^2 over, (n/d) sigma_i^2 under
+            # the drop cost of spike_components (tied to SymPy): x^2 at the signal scale,
+            # = sigma_i^2 over, (n/d) sigma_i^2 under
+            cost = signal_scale * info["err_drop"]
             bias += cost
-            row.update(err=x * x, risk=cost)
+            row.update(err=info["err_drop"], risk=cost)
         components.append(row)
     kept_noise = r_eff - kept_spikes
     levels = mp_noise_levels(beta, m, kept_noise, noise_quantiles)

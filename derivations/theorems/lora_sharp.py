@@ -93,6 +93,13 @@ def _scaled(fn, factor):
     return lambda p: factor * fn(p)
 
 
+def _keep_cost_offset(c):
+    """A negative control's keep cost 1 + beta + (3 + c) beta/x^2: the offset c beta/x^2."""
+    def offset(x, beta):
+        return c * beta / (x * x)
+    return offset
+
+
 def _formula(regime, **kw):
     def formula(p):
         _validate(regime)(p)
@@ -556,9 +563,9 @@ def _make(regime) -> Derivation:
                    r"(part along the signal).")
     controls = (
         Control("keep cost 2beta", r"keep cost $1 + \beta + 2\beta/x^2$ in the risk formula",
-                "statement", formula=_formula(regime, keep_coeff=2.0)),
+                "statement", formula=_formula(regime, keep_extra=_keep_cost_offset(-1))),
         Control("keep cost 4beta", r"keep cost $1 + \beta + 4\beta/x^2$ in the risk formula",
-                "statement", formula=_formula(regime, keep_coeff=4.0)),
+                "statement", formula=_formula(regime, keep_extra=_keep_cost_offset(1))),
         Control("first-order mapping", r"the first-order mapping: every kept error at the "
                 r"noise scale (exact only as the aspect ratio $\to\infty$)", "statement",
                 formula=_formula(regime, mapping="theory")),

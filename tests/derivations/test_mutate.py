@@ -154,13 +154,15 @@ def test_the_audits_own_code_is_not_mutated_but_the_mathematics_is():
         ("derivations/theorems/mc_samplers.py", "_wrong_dof"),       # a control's variant
         ("derivations/theorems/misalign_bounds.py", "_k_below_1"),   # a region predicate
         ("derivations/theorems/misalign_bounds.py", "_K_summary"),   # used by predicates only
+        ("derivations/theorems/lora_sharp.py", "_regions"),          # a factory of predicates
+        ("derivations/theorems/lora_sharp.py", "_components"),       # used by it only
         ("derivations/theorems/misalign_growth.py", "params"),       # a check-point table
         ("derivations/theorems/misalign_sample.py", "bias_points"),
     ]
     assert not [c for c in audit_code if c in where]
     mathematics = [
         ("derivations/theorems/misalign_growth.py", "_bound_value"),
-        ("derivations/theorems/lora_sharp.py", "_components"),
+        ("derivations/theorems/lora_sharp.py", "_weighted_sv"),
         ("derivations/theorems/misalign_exact.py", "<module>"),
         ("numeric/samplers.py", "risks"),
     ]
