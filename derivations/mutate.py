@@ -171,6 +171,12 @@ EQUIVALENT: dict = {
     "derivations/theorems/misalign_bounds.py::<module>::swap-sym::0f4f8b04":
         "step 'schur' with s_r for s_{r+1} on the right: a larger (s_r >= s_{r+1}), still true "
         "bound; the second-order bound uses the step with s_{r+1} as written in its own chain",
+    "derivations/theorems/lora_estimators.py::<module>::op-swap::219e06a1":
+        "step 'eckart-young' with R + P_r(G) X for R - P_r(G) X: still true, since -P_r(G) X is "
+        "also of rank <= r",
+    "numeric/misalignment.py::point_summary::swap-dim::a70e4dc6":
+        "the 2 x 2 leading coefficient is then also printed for d = 2 and k != 2: still its "
+        "value, since the bias depends on Delta* only through Delta*^T Delta* (U is orthonormal)",
     "derivations/theorems/misalign_sample.py::<module>::swap-sym::584c0695":
         "step 'eta' becomes P(eps > eta_t) <= 2 e^{-t^2/2}: still true, since eps = ||Q_perp W "
         "Q|| <= ||W - I|| = eta (an off-diagonal block of W - I)",
@@ -407,6 +413,9 @@ class _Collector(ast.NodeVisitor):
                                    names <= self.audit_names):
             return
         if names & CHUNK_NAMES:
+            return
+        # module-level tables of check points (``_RULE_POINTS``, ``_POINTS``, ``_CHECK_PARAMS``)
+        if len(self.scope) == 1 and any("POINTS" in nm or "PARAMS" in nm for nm in names):
             return
         self.generic_visit(node)
 

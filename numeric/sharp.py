@@ -384,7 +384,8 @@ def optimal_rank(d, k, n, sigma, sv, regime=None, mapping="split") -> int:
     g = geometry(d, k, n, regime)
     xs = normalised_spikes(d, k, n, sigma, sv, regime)
     thr = keep_threshold(g["beta"]) if mapping == "theory" else effective_threshold(d, k, n, regime)
-    return max(1, min(sum(1 for x in xs if x > thr), min(d, k)))
+    # at most len(sv) <= min(d, k) spikes (_check_sv): no further cap is needed
+    return max(1, sum(1 for x in xs if x > thr))
 
 
 def lora_risk_curve(d, k, n, sigma, sv, ranks=None, **kw) -> list[dict]:
