@@ -14,7 +14,7 @@ Prints, for the machine it runs on:
    are printed beside the wall-clock rate (the wall clock is inflated on a shared machine);
 3. peak memory (resident set) of the largest default simulation (the report's convergence study
    at d = k = 800, n = 1600), measured in a fresh process;
-4. wall and CPU time of ``audit --quick``, the full audit and a first full report (fresh cache,
+4. wall and CPU time of ``audit --quick`` (default ``--jobs``, and ``--jobs 1``), the full audit and a first full report (fresh cache,
    default sensitivity sweep) -- each in a fresh process, output in a temporary folder; skipped
    with ``--no-pipeline`` (they take minutes).
 """
@@ -192,10 +192,10 @@ def samplers_chunk(d, k, n):
     return samplers.fast_chunk(make_params(d=d, k=k, n=n, r=1, shift_sv=(1.0,)))
 
 
-PIPELINE = (("audit --quick", ["-m", "derivations.cli", "audit", "--quick"], 20),
-            ("  ... --jobs 2", ["-m", "derivations.cli", "audit", "--quick", "--jobs", "2"], 20),
-            ("audit (full)", ["-m", "derivations.cli", "audit"], 90),
-            ("  ... --jobs 2", ["-m", "derivations.cli", "audit", "--jobs", "2"], 90),
+PIPELINE = (("audit --quick (default --jobs: one per core)", ["-m", "derivations.cli", "audit",
+                                                              "--quick"], 20),
+            ("  ... --jobs 1", ["-m", "derivations.cli", "audit", "--quick", "--jobs", "1"], 20),
+            ("audit (full, default --jobs)", ["-m", "derivations.cli", "audit"], 90),
             ("first full report", ["-m", "derivations.cli", "report", "--fresh", "--out", "{tmp}/report",
                                    "--cache-dir", "{tmp}/cache"], 180))
 
@@ -224,7 +224,7 @@ def bench_pipeline():
             if m:
                 cpu += float(m.group(1))
             status = "ok" if res.returncode == 0 else f"exit {res.returncode}"
-            print(f"  {name:<18} wall {wall:7.1f} s   cpu {cpu:7.1f} s   target <= {target} s "
+            print(f"  {name:<46} wall {wall:7.1f} s   cpu {cpu:7.1f} s   target <= {target} s "
                   f"({status})")
 
 

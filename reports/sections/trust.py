@@ -59,6 +59,7 @@ def _mutation(folder: Path) -> dict:
             "equivalents": [{"id": r["mutant"]["id"], "reason": r["reason"]}
                             for r in s["equivalent_mutants"]],
             "caught_by": _caught_by(res["results"]),
+            "note": res.get("note", ""),
         })
     b = (base or {}).get("summary", {}).get("baseline") or (res or {}).get("summary", {}).get(
         "baseline")
