@@ -315,6 +315,7 @@ def _truths(regime):
     def rank_points(cfg):
         out = []
         for pt in geo(cfg):
+            pt = {**pt, "k": max(pt["k"], 4)}          # room for the four spikes
             side = pt["d"] if regime == "over" else pt["n"]
             unit = pt["sigma"] * math.sqrt(max(pt["k"], side) / pt["n"])
             out.append({**pt, **{f"s{i + 1}": c * unit for i, c in enumerate((3.1, 1.9, 1.3,
