@@ -25,7 +25,8 @@ def test_a_regime_that_is_not_one_is_refused():
 def test_lora_bounds_fft_risk_is_the_sharp_closed_form(d, n):
     sv = (2.0, 1.0, 0.5)
     expect = sharp.fft_risk(d, 3, n, 1.5, fnorm2=None if n >= d else sum(v * v for v in sv))
-    assert lora_bounds.fft_risk(d, 3, n, 1.5, sv) == expect
+    regime = "overdetermined" if n >= d else "underdetermined"
+    assert lora_bounds.fft_risk(d, 3, n, 1.5, sv, regime) == expect
     # and the numbers are THEORY 3's
     assert expect == pytest.approx(1.5 ** 2 * 3 * d / (n - d - 1) if n >= d else
                                    (1 - n / d) * 5.25 + 1.5 ** 2 * 3 * n / (d - n - 1))
