@@ -177,6 +177,11 @@ EQUIVALENT: dict = {
     "numeric/misalignment.py::point_summary::swap-dim::a70e4dc6":
         "the 2 x 2 leading coefficient is then also printed for d = 2 and k != 2: still its "
         "value, since the bias depends on Delta* only through Delta*^T Delta* (U is orthonormal)",
+    "derivations/theorems/misalign_exact.py::<module>::neg-drop::b6c22005":
+        "step 'even' with Den(eps) for Den(-eps): still true, since N and Den are even in eps "
+        "(the step's own claim)",
+    "derivations/theorems/misalign_sample.py::simulate::const+1::3bd04a87":
+        "the eviction size of the simulation cache (16 -> 17 entries): the same numbers",
     "derivations/theorems/misalign_sample.py::<module>::swap-sym::584c0695":
         "step 'eta' becomes P(eps > eta_t) <= 2 e^{-t^2/2}: still true, since eps = ||Q_perp W "
         "Q|| <= ||W - I|| = eta (an off-diagonal block of W - I)",
