@@ -688,7 +688,18 @@ def summarize_results(rows, baseline=None) -> dict:
 # ------------------------------------------------------------------------------------- cli
 def merge_results(paths) -> dict:
     """Several result files of one sample run in parts (e.g. two processes) as one."""
-    parts = [json.loads(Path(p).read_text(encoding="utf-8")) for p in paths]
+    from numeric.errors import InputError
+
+    parts = []
+    for p in paths:
+        try:
+            part = json.loads(Path(p).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise InputError(f"--merge {p}: not a readable results file ({exc})") from None
+        if not isinstance(part, dict) or "results" not in part or "summary" not in part:
+            raise InputError(f"--merge {p}: not a results file of lora-audit mutate "
+                             "(no 'results'/'summary')")
+        parts.append(part)
     rows, seen = [], set()
     for part in parts:
         for r in part["results"]:

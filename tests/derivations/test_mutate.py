@@ -206,3 +206,14 @@ def test_squared_projections_are_equivalent_and_the_names_are_projections():
     assert proj and all(mutate.equivalent_reason(m) for m in proj)
     other = [m for m in sq if m not in proj]
     assert other and not any(mutate.equivalent_reason(m) for m in other)
+
+
+def test_merge_refuses_a_missing_or_foreign_file(tmp_path, capsys):
+    bad = tmp_path / "x.json"
+    bad.write_text("[1, 2]")
+    assert main(["mutate", "--merge", str(tmp_path / "none.json"), "--json",
+                 str(tmp_path / "m.json")]) == 2
+    assert "not a readable results file" in capsys.readouterr().err
+    assert main(["mutate", "--merge", str(bad), "--json", str(tmp_path / "m.json")]) == 2
+    assert "not a results file" in capsys.readouterr().err
+    assert not (tmp_path / "m.json").exists()
