@@ -94,10 +94,13 @@ class _Stop(Exception):
 
 
 def audit_derivation(derivation: Derivation, cfg, progress=None,
-                     stop_on_failure: bool = False) -> dict:
+                     stop_on_failure: bool = False, on_phase=None) -> dict:
     """Audit one derivation.  ``stop_on_failure`` (the mutation suite) returns at the first
     check that does not pass -- the verdict is then already ``fail`` -- with ``stopped_at``
-    naming it; a normal audit runs everything."""
+    naming it; a normal audit runs everything.  ``on_phase(name)`` is called as each phase
+    (``integrity``, ``steps``, ``statement``, ``controls``) begins (the reach tracer stops at
+    the controls)."""
+    phase = on_phase or (lambda name: None)
     from . import formal
     from .integrity import run_integrity
 
@@ -115,21 +118,25 @@ def audit_derivation(derivation: Derivation, cfg, progress=None,
             raise _Stop
 
     try:
+        phase("integrity")
         if progress:
             progress(f"{derivation.id}: integrity")
         for cert in run_integrity(derivation, cfg):
             integrity.append(cert)
             gate(f"integrity {cert.method}", cert.verdict in ("pass", "waived"))
+        phase("steps")
         for step in derivation.steps:
             if progress:
                 progress(f"{derivation.id}: step {step.id}")
             steps.append(audit_step(step, derivation, cfg))
             gate(f"step {step.id}", steps[-1]["verdict"] == "pass")
+        phase("statement")
         if progress:
             progress(f"{derivation.id}: statement")
         for c in derivation.statement.checks:
             stmt_certs.append(_statement_cert(c, derivation, cfg))
             gate(f"statement {c}", stmt_certs[-1].verdict == "pass")
+        phase("controls")
         for control in derivation.controls:
             if progress:
                 progress(f"{derivation.id}: control {control.name}")

@@ -10,10 +10,15 @@ from ..mutate import (affected_derivations, equivalent_reason, generate, merge_r
                       run_baseline, run_mutant, sample, summarize_results)
 
 
+DEFAULT_JSON = "out/mutation/results.json"
+
+
 def cmd_mutate(args) -> int:
     from numeric.io import write_json_atomic
     from numeric.provenance import provenance
 
+    if args.reach:
+        return _cmd_reach(args)
     if args.merge:
         merged = merge_results(args.merge)
         write_json_atomic(args.json, merged)
@@ -97,6 +102,45 @@ def cmd_mutate(args) -> int:
     return 0 if not summ["survivors"] and not (baseline and summ["baseline"]["false_alarms"]) else 1
 
 
+def _cmd_reach(args) -> int:
+    """Every mutation site that no (unmutated) audit executes: a blind spot by construction."""
+    from numeric.io import write_json_atomic
+    from numeric.provenance import provenance
+
+    from .. import registry
+    from ..reach import UNREACHABLE, executed_lines, unreached
+    from .audit import default_jobs
+
+    if args.jobs is not None and args.jobs < 1:
+        raise InputError(f"--jobs must be positive, got {args.jobs}")
+    if args.json == DEFAULT_JSON:          # never over the mutation results
+        args.json = "out/mutation/reach.json"
+    ids = list(registry())
+    jobs = args.jobs or default_jobs(len(ids))
+    print(f"tracing the {'--quick' if args.quick else 'full'} audit of {len(ids)} derivations "
+          f"({jobs} processes)", file=sys.stderr)
+    executed = executed_lines(ids, quick=args.quick, seed=args.audit_seed, jobs=jobs,
+                              progress=lambda i, r: print(f"  {i}: {r['verdict']}",
+                                                          file=sys.stderr, flush=True))
+    failed = [i for i, r in executed.items() if r["verdict"] != "pass"]
+    sites = unreached(executed)
+    for s in sites:
+        print(f"UNREACHED {s}")
+    for key, why in UNREACHABLE.items():
+        print(f"  exempt {key}: {why}")
+    print(f"REACH: {len(sites)} unreached site(s), {sum(s.mutants for s in sites)} mutation(s); "
+          f"{len(UNREACHABLE)} exempt function(s)" + (f"; audits not passing: {failed}"
+                                                       if failed else ""))
+    if args.json:
+        write_json_atomic(args.json, {
+            "provenance": provenance("cpu", config={"quick": args.quick,
+                                                    "audit_seed": args.audit_seed}),
+            "unreached": [dict(vars(s), derivations=list(s.derivations)) for s in sites],
+            "exempt": UNREACHABLE, "audits_not_passing": failed})
+        print(f"wrote {args.json}")
+    return 0 if not sites and not failed else 1
+
+
 def _shard(text: str):
     import argparse
 
@@ -131,5 +175,11 @@ def register(sub) -> None:
                    help="merge result files of one sample run in parts into --json, and exit")
     q.add_argument("--no-mutants", action="store_true",
                    help="run no mutant (with --baseline-seeds: the false-alarm rate alone)")
-    q.add_argument("--json", default="out/mutation/results.json", metavar="PATH")
+    q.add_argument("--reach", action="store_true",
+                   help="plant nothing: trace the unmutated audit and list every mutation site "
+                        "it never executes (exit 1 if there is one)")
+    q.add_argument("--jobs", type=int, default=None,
+                   help="processes for --reach (default: one per core)")
+    q.add_argument("--json", default=DEFAULT_JSON, metavar="PATH",
+                   help=f"results (default {DEFAULT_JSON}; with --reach out/mutation/reach.json)")
     q.set_defaults(func=cmd_mutate)
