@@ -161,6 +161,9 @@ class MpBackend:
     def maximum(self, a, b):
         return max(a, b)
 
+    def absolute(self, a):
+        return abs(a)
+
     def minimum(self, a, b):
         return min(a, b)
 
@@ -270,6 +273,9 @@ class TorchBackend:
     def maximum(self, a, b):
         return self.torch.maximum(*self._tensors(a, b))
 
+    def absolute(self, a):
+        return a.abs() if hasattr(a, "ndim") else abs(a)
+
     def minimum(self, a, b):
         return self.torch.minimum(*self._tensors(a, b))
 
@@ -361,6 +367,14 @@ class _Evaluator:
         if base is None:
             raise MissingValue(f"no value for indexed symbol {expr.base.label.name!r}")
         idx = [int(self(i)) - 1 for i in expr.indices]
+        # 1-based and in range: Python's negative indices would silently wrap (a sum from 0
+        # would read the last entry), and mpmath matrices extend themselves on a write
+        sizes = ([len(base)] if len(idx) == 1 else
+                 list(base.shape if hasattr(base, "shape") else (base.rows, base.cols)))
+        for pos, (i0, size) in enumerate(zip(idx, sizes)):
+            if not 0 <= i0 < size:
+                raise IndexError(f"index {i0 + 1} of {expr.base.label.name!r} (position "
+                                 f"{pos + 1}) is outside 1..{size}")
         return base[idx[0]] if len(idx) == 1 else base[idx[0], idx[1]]
 
     # ------------------------------------------------------------ project nodes
@@ -432,6 +446,9 @@ class _Evaluator:
 
     def _eval_Heaviside(self, expr):     # indicator 1[x > 0] (the value at 0 is immaterial)
         return self.backend.indicator(self(expr.args[0]))
+
+    def _eval_Abs(self, expr):           # scalar |x| (two-sided lemmas)
+        return self.backend.absolute(self(expr.args[0]))
 
     def _eval_Max(self, expr):           # scalar max/min (conditions of bounds)
         return self._fold(expr.args, self.backend.maximum)

@@ -85,11 +85,6 @@ def best_rank_risk(Delta, r: int, SigmaHalf=None):
     return (s[..., r:] ** 2).sum(-1)
 
 
-def misalignment_bias(Delta, C, r: int, SigmaHalf=None):
-    """``beta_mis(C) = R(A_C) - b_r`` (``C`` in the same frame as ``Delta``)."""
-    return risk(lora_target(Delta, C, r), Delta, SigmaHalf) - best_rank_risk(Delta, r, SigmaHalf)
-
-
 def first_order_bound(eta, b_r):
     """``2 eta/(1 - eta) b_r`` where ``eta < 1``; ``inf`` elsewhere (an upper bound)."""
     import torch
@@ -211,7 +206,7 @@ def point_summary(p, dps: int = 50) -> dict:
            "second_order_K": float(so["K"]), "second_order_bound": float(so["bound"])}
     if p.d == 2 and p.k == 2 and p.r == 1 and len(p.shift_sv) == 2:
         a, b = sorted(p.shift_sv, reverse=True)
-        eigs = p.fit_eigs or (1.0, 1.0)
+        eigs = p.fit
         if p.cov_angle == 0 and a ** 2 * eigs[0] > b ** 2 * eigs[1]:
             c = leading_coefficient_2x2(a, b, eigs[0], eigs[1])
             out["leading_coefficient"] = c

@@ -53,6 +53,11 @@ class Params:
     def eigs(self) -> tuple:
         return tuple(self.cov_eigs) if self.cov_eigs else (1.0,) * self.d
 
+    @property
+    def fit(self) -> tuple:
+        """Eigenvalues of the fitting covariance ``C`` (``fit_eigs``; empty = the identity)."""
+        return tuple(self.fit_eigs) if self.fit_eigs else (1.0,) * self.d
+
     def as_dict(self) -> dict:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["shift_sv"] = list(self.shift_sv)
@@ -210,7 +215,7 @@ def _validate_fit_cov(p: Params) -> None:
         raise InputError(f"cov_angle/coupling mix the directions v_r and v_(r+1): need r < d, "
                          f"got r = {p.r}, d = {p.d}")
     if p.coupling != 0:
-        eigs = p.fit_eigs or (1.0,) * p.d
+        eigs = p.fit
         lo, hi = eigs[p.r - 1], eigs[p.r]
         if p.coupling ** 2 >= lo * hi:
             raise InputError(f"coupling = {p.coupling} makes the fitting covariance indefinite: "

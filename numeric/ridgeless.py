@@ -26,9 +26,9 @@ def solve_kappa(eigs, n: int, dps: int = 50) -> mp.mpf:
     with mp.workdps(dps + 10):
         s = [mp.mpf(e) for e in eigs]
         f = lambda kap: mp.fsum(si / (si + kap) for si in s) - n  # noqa: E731
+        # a bracket by construction: f(0) = #eigs - n > 0, and at hi = max(s) #eigs every term
+        # is <= 1/(1 + #eigs), so f(hi) < 1 - n <= 0
         lo, hi = mp.mpf(0), max(s) * len(s)
-        while f(hi) > 0:
-            hi *= 2
         # f is strictly decreasing: bisection to a bracket, then a secant polish.
         for _ in range(60):
             mid = (lo + hi) / 2

@@ -318,14 +318,51 @@ def _truths(regime):
             pt = {**pt, "k": max(pt["k"], 4)}          # room for the four spikes
             side = pt["d"] if regime == "over" else pt["n"]
             unit = pt["sigma"] * math.sqrt(max(pt["k"], side) / pt["n"])
-            out.append({**pt, **{f"s{i + 1}": c * unit for i, c in enumerate((3.1, 1.9, 1.3,
-                                                                              0.7))}})
+            # straddling x*; one spike above it; none (the floor: rank 1)
+            for xs_ in ((3.1, 1.9, 1.3, 0.7), (3.1, 0.6, 0.5, 0.4), (0.9, 0.6, 0.5, 0.4)):
+                out.append({**pt, **{f"s{i + 1}": c * unit for i, c in enumerate(xs_)}})
         return out
 
     def rank_code(pt):
         return sharp.optimal_rank(pt["d"], pt["k"], pt["n"], pt["sigma"],
                                   [pt[f"s{i}"] for i in range(1, 5)], regime=regime,
                                   mapping="theory")
+
+    # full rank (r >= m = min(sample side, k)): P_r is the identity, LoRA *is* FFT, and the code
+    # returns FFT's exact risk (THEORY 3) -- two singular values that are not 1
+    f_syms = sp.symbols("f1:3", positive=True)
+    fro2 = f_syms[0] ** 2 + f_syms[1] ** 2
+    fft_exact = (sigma ** 2 * k * d / (n - d - 1) if regime == "over"
+                 else (1 - n / d) * fro2 + sigma ** 2 * k * n / (d - n - 1))
+
+    def full_points(cfg):
+        rng = np.random.default_rng(stable_seed(cfg.seed, "lora_sharp", regime, "full-rank"))
+        return [{**pt, "f1": float(rng.uniform(1.2, 3.0)), "f2": float(rng.uniform(0.2, 0.9))}
+                for pt in geo(cfg)]
+
+    def full_code(pt):
+        side = pt["d"] if regime == "over" else pt["n"]
+        return sharp.lora_risk_sharp(pt["d"], pt["k"], pt["n"], pt["sigma"], [pt["f1"], pt["f2"]],
+                                     min(side, pt["k"]), regime=regime)["risk"]
+
+    # the first-order mapping (evaluate prints it beside the sharp risk): one detected spike at
+    # x = 2.3 kept at rank 1, its whole keep cost at the noise scale (under: plus FFT's bias)
+    x_one = sp.Rational(23, 10)
+    beta_g = sp.Min(k, side_s) / sp.Max(k, side_s)
+    theory_one = (sigma ** 2 * N_ / gap_ * KEEP_FROM_SVD.subs({x: x_one, beta: beta_g})
+                  + (0 if regime == "over" else (1 - n / d) * s_syms[0] ** 2))
+
+    def one_points(cfg):
+        out = []
+        for pt in geo(cfg):
+            side = pt["d"] if regime == "over" else pt["n"]
+            unit = pt["sigma"] * math.sqrt(max(pt["k"], side) / pt["n"])
+            out.append({**pt, "s1": float(x_one) * unit})
+        return out
+
+    def theory_code(pt):
+        return sharp.lora_risk_sharp(pt["d"], pt["k"], pt["n"], pt["sigma"], [pt["s1"]], 1,
+                                     regime=regime, mapping="theory")["risk"]
 
     jj, mm = sp.Symbol("j"), sp.Symbol("m")
 
@@ -373,6 +410,9 @@ def _truths(regime):
               points=geo),
         Truth("optimal rank with the asymptotic threshold x* (evaluate)", rank_x, rank_code,
               points=rank_points),
+        Truth("full rank r = m: FFT's exact risk", fft_exact, full_code, points=full_points),
+        Truth("first-order mapping, one kept spike (evaluate's comparison)", theory_one,
+              theory_code, points=one_points),
         # a singular value that is not 1 (at s = 1, s and s^2 would agree)
         Truth("normalised spike x", _SV_X * sp.sqrt(n) / (sigma * sp.sqrt(N_)),
               lambda pt: sharp.normalised_spikes(pt["d"], pt["k"], pt["n"], pt["sigma"],

@@ -81,7 +81,9 @@ _POINTS = {
     # noise-dominated, so that a wrong d - s is visible in the mean (it moves bias and variance
     # in opposite directions); left (k <= n) and right (k > n) forms
     "under": [dict(d=12, k=3, n=5, r=1, sigma=1.0, shift_sv=(1.0, 0.5, 0.25)),
-              dict(d=10, k=6, n=4, r=2, sigma=1.0, shift_sv=(1.0, 0.5))],
+              dict(d=10, k=6, n=4, r=2, sigma=1.0, shift_sv=(1.0, 0.5)),
+              # d - s < n: W is a singular Wishart (drawn from its Gaussian factor)
+              dict(d=16, k=7, n=11, r=2, sigma=1.2, shift_sv=(1.0, 0.8, 0.6, 0.5, 0.4, 0.3))],
 }
 
 

@@ -321,16 +321,18 @@ second_steps = (
                        r"2\langle A - A_*, A_* - \Delta^*\rangle$, $A_* - \Delta^* = -\Delta^*Q_\perp$, "
                        r"$\langle A_*, \Delta^* Q_\perp\rangle = 0$"), ("hp",),
          options={"hp_params": hp_second}),
-    Step("schur", -2 * sp.Trace(A_C.T * Delta * Qperp) * SingVal(PU * A_C * Q, r), "<=",
+    Step("schur", 2 * sp.Abs(sp.Trace(A_C.T * Delta * Qperp)) * SingVal(PU * A_C * Q, r), "<=",
          s_r1 * Frob2(A_C - Astar),
          Justification("lemma", r"rank $A_C = r$ with invertible head block $A_{11}$: the tail "
                        r"block is $A_{21}A_{11}^{-1}A_{12}$, so $|\langle A_{22}, S_2\rangle|\le "
                        r"s_{r+1}\lVert A_{21}\rVert\lVert A_{12}\rVert/\sigma_r(A_{11})$, and "
                        r"$2xy\le x^2+y^2\le\lVert A_C - A_*\rVert_F^2$"), ("ineq",),
          options=_ineq(second_params, search_iters=30),
-         note=("slack in practice: the left side was never positive on any random or adversarial "
-               "instance (worst ratio about -1e-29), so this check cannot discriminate near its "
-               "right side; if <A_C, Delta* Q_perp> >= 0 held in general, this step and the factor "
+         note=("two-sided, as the lemma gives it: the curvature identity needs only "
+               "-2<A_C, Delta* Q_perp> <= 2|<A_C, Delta* Q_perp>|; the signed left side was "
+               "never positive on any random or adversarial instance (worst ratio about -1e-29), "
+               "so only the absolute value lets the check discriminate near the right side; if "
+               "<A_C, Delta* Q_perp> >= 0 held in general, this step and the factor "
                "(1 + s_{r+1}/(s_r - K)) could be dropped -- a conjecture, not certified")),
     Step("weyl", SingVal(PU * A_C * Q, r), ">=", s_r - dist,
          Justification("lemma", r"$\sigma_r(A_{11})\ge\sigma_r(S_1) - \lVert A_{11} - S_1\rVert$",

@@ -125,6 +125,12 @@ over_steps = (
     Step("noise-free", TruncSVD(M_o, r) * Sih, "=", A_C,
          Justification("algebra", r"$P_r(\Delta^* S^{1/2})S^{-1/2} = P_r(\Delta^*\hat\Sigma^{1/2})"
                        r"\hat\Sigma^{-1/2}$: $P_r$ commutes with positive scaling"), ("hp",)),
+    Step("best-rank", risk(TruncSVD(Delta * SigmaHalf, r) * SigmaHalf.I), "=", b_r,
+         Justification("lemma", r"Eckart--Young in the $\Sigma$ metric: $\mathcal R(A) = \lVert"
+                       r"(A - \Delta^*)\Sigma^{1/2}\rVert_F^2$ is minimised over rank $\le r$ by "
+                       r"$P_r(\Delta^*\Sigma^{1/2})\Sigma^{-1/2}$, at the tail energy $b_r$ of "
+                       r"$\Delta^*\Sigma^{1/2}$ (what makes $b_r$ the best-rank bias)",
+                       "Eckart--Young (1936)"), ("hp",)),
     Step("bias-split", Frob2((TruncSVD(M_o, r) - M_o) * Sih * SigmaHalf), "=", b_r + beta,
          Justification("definition", r"the noise-free part is $\mathcal R(A_{\hat\Sigma}) = b_r + "
                        r"\beta_{\mathrm{mis}}(\hat\Sigma)$"), ("hp",)),
@@ -147,6 +153,9 @@ over = Derivation(
         Control("noise-free with S^{-1}", r"$P_r(M)S^{-1}$ for the noise-free target", "noise-free",
                 lhs=TruncSVD(M_o, r) * S.I),
         Control("whitened noise sign", r"$M - G$", "whitened-noise", rhs=M_o - G),
+        Control("best rank unweighted", r"$b_r = \lVert\Delta^* - P_r(\Delta^*)\rVert_F^2$ (the "
+                r"tail energy of $\Delta^*$, not of $\Delta^*\Sigma^{1/2}$)", "best-rank",
+                rhs=Frob2(Delta - TruncSVD(Delta, r))),
         Control("bias split without beta", r"$\mathcal R(A_{\hat\Sigma}) = b_r$", "bias-split",
                 rhs=b_r),
     ),

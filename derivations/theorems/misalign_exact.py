@@ -87,7 +87,7 @@ def validate(p):
     require(len(p.shift_sv) == 2 and p.shift_sv[0] > p.shift_sv[1] > 0,
             f"misalign_exact needs shift_sv = a,b with a > b > 0, got {list(p.shift_sv)}")
     require(p.cov_angle == 0, "misalign_exact parametrises C by its coupling (cov_angle must be 0)")
-    c = p.fit_eigs or (1.0, 1.0)
+    c = p.fit
     require(p.shift_sv[0] ** 2 * c[0] > p.shift_sv[1] ** 2 * c[1],
             "misalign_exact's series needs the weighted order kept: a^2 c_1 > b^2 c_2 "
             f"(a, b = {list(p.shift_sv)}, c = {list(c)})")
@@ -95,13 +95,13 @@ def validate(p):
 
 def formula(p):
     """The exact bias (closed form at 50 digits)."""
-    c = p.fit_eigs or (1.0, 1.0)
+    c = p.fit
     with mp.workdps(50):
         return float(mis.exact_bias_2x2(*(mp.mpf(x) for x in (*p.shift_sv, *c, p.coupling))))
 
 
 def leading(p):
-    c = p.fit_eigs or (1.0, 1.0)
+    c = p.fit
     return mis.leading_coefficient_2x2(*p.shift_sv, *c)
 
 
@@ -176,8 +176,8 @@ DERIVATIONS = [Derivation(
                 rhs=a ** 2 * b ** 2 / (a ** 2 - b ** 2)),
         Control("series: gap not squared", r"statement with the gap to the first power",
                 "statement", formula=lambda p: leading(p) * (
-                    p.shift_sv[0] ** 2 * (p.fit_eigs or (1, 1))[0]
-                    - p.shift_sv[1] ** 2 * (p.fit_eigs or (1, 1))[1])),
+                    p.shift_sv[0] ** 2 * p.fit[0]
+                    - p.shift_sv[1] ** 2 * p.fit[1])),
         Control("series: coefficient x 1.01", r"statement with the leading coefficient 1\% too "
                 r"large", "statement", formula=lambda p: 1.01 * leading(p)),
         Control("smaller root", r"closed form evaluated at the smaller eigenvalue "

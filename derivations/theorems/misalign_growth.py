@@ -276,7 +276,12 @@ derivation = Derivation(
            # the code computes tau^2, m0, gamma0, eps~, rho or beta_mis alone is refused)
            + tuple(Truth(f"piece {key} (code) vs its definition", symbol, _piece(key), tol=1e-7)
                    for key, symbol in (("tau2", tau2), ("m0", m0), ("gamma0", gamma0),
-                                       ("et", et), ("rho", rho), ("beta", beta)))},
+                                       ("et", et), ("rho", rho), ("beta", beta),
+                                       # the report's first-order bound (kappa(C) - 1) b_r and
+                                       # its misalignment measures
+                                       ("kappa", OpNorm(C) * OpNorm(C ** -1)),
+                                       ("eps", OpNorm(Qperp * C * Q)),
+                                       ("eta", OpNorm(C - Id))))},
 )
 
 DERIVATIONS = [derivation]

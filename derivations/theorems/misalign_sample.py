@@ -194,7 +194,11 @@ def _fft_threshold_points(cfg):
     FFT's risk) and ``k != d``."""
     import dataclasses
 
-    return [dataclasses.replace(p, sigma=s) for p, s in zip(bias_points(cfg), (0.7, 1.9))]
+    admissible = [dataclasses.replace(p, sigma=s) for p, s in zip(bias_points(cfg), (0.7, 1.9))]
+    # and the other side of the case split: no gap (gamma_t <= et_t) and too few samples
+    # (sqrt n - sqrt d - t <= 0), where no b_r passes
+    return admissible + [_p(cfg.seed + 2, n=400, sigma=1.3, shift_sv=(1.1, 1.0, 0.4)),
+                         _p(cfg.seed + 3, n=30, sigma=0.8)]
 
 
 def _leading(factor):
@@ -413,8 +417,10 @@ derivation = Derivation(
                            _threshold_value("hp_fail_prob"), points=bias_points),
                      Truth(f"tail energy below which the bound beats FFT's risk sigma^2 k d/"
                            f"(n-d-1), at t = {T_BIAS:g} (report) vs SymPy",
-                           (sigma ** 2 * k * d * n * m_t * (gamma_t - et_t) ** 2
-                            / (4 * (1 + s_r1 / s_r) * r * (n - d - 1))).subs(t, T_BIAS),
+                           sp.Piecewise((sigma ** 2 * k * d * n * m_t * (gamma_t - et_t) ** 2
+                                         / (4 * (1 + s_r1 / s_r) * r * (n - d - 1)),
+                                         sp.And(lo_t > 0, gamma_t > et_t, n > d + 1)),
+                                        (0, True)).subs(t, T_BIAS),
                            _fft_threshold_value, points=_fft_threshold_points)),
            },
 )

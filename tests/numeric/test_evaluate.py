@@ -128,3 +128,25 @@ def test_a_matrix_symbol_whose_value_has_another_shape_is_refused(backend):
     ev.evaluate(Frob2(M), {**dims, "M": good}, be)
     with pytest.raises(ev.ShapeMismatch, match="declared k x n = 3 x 6, but its value is 3 x 4"):
         ev.evaluate(Frob2(M), {**dims, "M": bad}, be)
+
+
+def test_indexed_sums_are_one_based_and_refuse_out_of_range_indices():
+    lam, bq = sp.IndexedBase("lam"), sp.IndexedBase("bq")
+    i, j = sp.symbols("i j", integer=True)
+    env = {"lam": [mp.mpf(1), mp.mpf(2)], "bq": mp.matrix([[1, 2], [3, 4], [5, 6]])}
+    be = ev.MpBackend()
+    assert ev.evaluate(sp.Sum(lam[i], (i, 1, 2)), env, be) == 3
+    assert ev.evaluate(sp.Sum(bq[j, i] ** 2, (i, 1, 2), (j, 1, 3)), env, be) == 91
+    # a sum from 0 would read lam[-1] (the last entry) if Python's wrapping were allowed
+    with pytest.raises(IndexError, match="outside 1..2"):
+        ev.evaluate(sp.Sum(lam[i], (i, 0, 2)), env, be)
+    with pytest.raises(IndexError, match="position 1"):
+        ev.evaluate(sp.Sum(bq[j, 1], (j, 1, 4)), env, be)
+
+
+def test_absolute_value_in_both_backends():
+    x = sp.Symbol("x")
+    assert ev.evaluate(sp.Abs(x - 3), {"x": mp.mpf(1)}, ev.MpBackend()) == 2
+    tb = ev.TorchBackend("cpu", torch.float64)
+    got = ev.evaluate(sp.Abs(x - 3), {"x": torch.tensor([1.0, 5.0], dtype=torch.float64)}, tb)
+    assert torch.equal(got, torch.tensor([2.0, 2.0], dtype=torch.float64))

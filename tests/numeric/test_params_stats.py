@@ -65,3 +65,8 @@ def test_compare_is_the_simulate_and_compare_record():
                  "detectable_rel": Z_PASS * se / 2.5}
     assert compare(x, 0)["rel_error"] is None
     assert compare(x, 10.0)["z"] < -Z_PASS            # a wrong formula is far off
+
+
+def test_fit_eigs_default_to_the_identity_of_size_d():
+    assert make_params(d=3, k=2, n=9, shift_sv=(1.0, 0.5)).fit == (1.0, 1.0, 1.0)
+    assert make_params(d=2, k=2, n=9, shift_sv=(1.0, 0.5), fit_eigs=(1.5, 0.5)).fit == (1.5, 0.5)
