@@ -170,6 +170,16 @@ EQUIVALENT: dict = {
         "but true wherever it is measured (sigma_min(X) concentrates above sqrt d - sqrt n, so "
         "the lower-tail indicator is 0 in every draw at t = T_DS); a Monte Carlo check can only "
         "refute a tail bound that is false, and the bound it supports uses e^(-t^2/2)",
+    "derivations/theorems/misalign_sample.py::<module>::const-1::dabce82a":
+        "step 'ds-lower' with the event sigma_min(Z Z^T) < lo_t for < lo_t^2: a smaller event "
+        "wherever lo_t >= 1 (every point of the step), so a still true, weaker tail bound; the "
+        "eta threshold it supports is built from the squared form as written",
+    "numeric/misalignment.py::under_pieces::drop-right::4df8134e":
+        "torch.zeros_like(Delta @ P) -> zeros_like(Delta): the same k x d zero matrix",
+    "derivations/theorems/mc_samplers.py::_stats_draw::op-swap::0e9c6759":
+        "the random instance of the typeset-identity Truth gets E + 2 Delta* X for its noise: "
+        "the identity holds for any statistics, so both sides still agree (the laws of the "
+        "statistics are certified by the two-sample check, not by this Truth)",
     "derivations/theorems/misalign_bounds.py::<module>::swap-sym::0f4f8b04":
         "step 'schur' with s_r for s_{r+1} on the right: a larger (s_r >= s_{r+1}), still true "
         "bound; the second-order bound uses the step with s_{r+1} as written in its own chain",
@@ -194,9 +204,11 @@ EQUIVALENT: dict = {
 
 
 # Names that are orthogonal projections wherever the mathematics uses them (misalign_sample's
-# ``Q = P_r(D)^+ P_r(D)``, ``Qperp = I - Q``; ``tests/derivations/test_mutate.py`` checks their
-# definitions): squaring one (``P^2 = P``) changes no value.
-PROJECTIONS = {"Q", "Qperp"}
+# ``Q = P_r(D)^+ P_r(D)``, ``Qperp = I - Q``; ``P = X X^+`` and ``I - P`` wherever a derivation
+# defines ``P``, and the numeric code's ``eye - P`` beside ``P = X @ pinv(X)``;
+# ``tests/derivations/test_mutate.py`` checks those definitions): squaring one (``P^2 = P``)
+# changes no value.
+PROJECTIONS = {"Q", "Qperp", "P", "Id - P", "eye - P"}
 
 
 def equivalent_reason(m) -> str | None:

@@ -206,6 +206,17 @@ def test_squared_projections_are_equivalent_and_the_names_are_projections():
     assert proj and all(mutate.equivalent_reason(m) for m in proj)
     other = [m for m in sq if m not in proj]
     assert other and not any(mutate.equivalent_reason(m) for m in other)
+    # P is X X^+ wherever a derivation defines it (so P and I - P are projections)
+    from derivations import registry
+    from derivations.common import X
+    from symbolic.ops import PInv as PI
+
+    defined = [dict(der.definitions)["P"] for der in registry().values()
+               if "P" in dict(der.definitions)]
+    assert defined and all(e == X * PI(X) for e in defined)
+    iso = mutate.generate(files=("derivations/theorems/fft_under_iso.py",))
+    assert any(m.op == "square" and m.replacement.endswith("* (Id - P) ** 2)")
+               and mutate.equivalent_reason(m) for m in iso)
 
 
 def test_merge_refuses_a_missing_or_foreign_file(tmp_path, capsys):
