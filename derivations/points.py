@@ -29,7 +29,7 @@ def simulate_point(der_id: str, params, trials: int | None, seed: int, device="a
     if seed < 0:
         raise InputError(f"--seed must be a non-negative integer, got {seed}")
     from numeric.device import describe, generator, resolve
-    from numeric.stats import compare
+    from numeric.stats import simulate_and_compare
 
     from numeric.seeds import stable_seed
 
@@ -48,18 +48,11 @@ def simulate_point(der_id: str, params, trials: int | None, seed: int, device="a
     # fixed-size chunks (a function of the sizes and `trials` only, never of the machine, so
     # the same seed gives the same numbers everywhere), with progress on stderr for long runs
     chunk = check_simulation(params.d, params.k, params.n, trials, f"simulate {der.id}")
-    import torch
-
     dev = resolve(device)
     gen = generator(stable_seed(seed, der.id, "simulate"))
-    parts, done = [], 0
-    while done < trials:
-        b = min(chunk, trials - done)
-        parts.append(der.simulate(params, b, gen, dev).reshape(-1))
-        done += b
-        if trials > chunk and progress:
-            progress(f"simulate {der.id}: {done}/{trials} data sets")
-    c = compare(torch.cat(parts), der.formula(params))
+    c = simulate_and_compare(lambda p_, b, g, d_: der.simulate(p_, b, g, d_).reshape(-1),
+                             params, trials, gen, dev, der.formula(params), chunk=chunk,
+                             progress=progress, label=f"simulate {der.id}")
     return {"id": der.id, "params": params.as_dict(), "mean": c["mean"], "se": c["se"],
             "trials": c["trials"], "seed": seed, "device": describe(dev),
             "formula": c["formula"], "z": c["z"], "relative_error": c["rel_error"]}

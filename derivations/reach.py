@@ -62,11 +62,10 @@ print("REACH-RESULT " + json.dumps({"verdict": res["verdict"], "lines": lines}),
 
 
 def _child(der_id: str, quick: bool, seed: int, root: Path, timeout: float) -> dict:
-    try:
-        import coverage  # noqa: F401
-    except ImportError:
-        raise InputError("--reach needs the package 'coverage' (pip install -e '.[test]')") \
-            from None
+    import importlib.util
+
+    if importlib.util.find_spec("coverage") is None:
+        raise InputError("--reach needs the package 'coverage' (pip install -e '.[mutation]')")
     include = [str(root / f) for f in TARGET_FILES]
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
                PYTHONPATH=str(root) + os.pathsep + os.environ.get("PYTHONPATH", ""))

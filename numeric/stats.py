@@ -62,6 +62,31 @@ def compare(samples, target) -> dict:
             "rel_error": (s.mean - t) / t if t else None, "detectable_rel": s.detectable(t)}
 
 
+def simulate_and_compare(simulate, params, trials: int, gen, device, target, chunk=None,
+                         progress=None, label: str = "") -> dict:
+    """Simulate ``trials`` data sets (``simulate(params, count, gen, device)`` -> per-trial
+    values), then :func:`compare` their mean with ``target`` (the formula's value): the one
+    "simulate, then compare" of the audit, ``simulate``, the sweeps and the report.
+
+    ``chunk``: draw in blocks of at most this many data sets (a function of the sizes and
+    ``trials`` only, never of the machine, so the same seed gives the same numbers everywhere);
+    ``progress(message)`` after each block when there is more than one."""
+    import torch
+
+    if chunk is None or chunk >= trials:
+        samples = simulate(params, trials, gen, device)
+    else:
+        parts, done = [], 0
+        while done < trials:
+            b = min(chunk, trials - done)
+            parts.append(simulate(params, b, gen, device).reshape(-1))
+            done += b
+            if progress:
+                progress(f"{label}: {done}/{trials} data sets")
+        samples = torch.cat(parts)
+    return compare(samples, target)
+
+
 def combine(parts) -> MCSummary:
     """Pool independent summaries of the same quantity (weighted by trials)."""
     total = sum(p.trials for p in parts)

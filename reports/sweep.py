@@ -25,7 +25,7 @@ from numeric.seeds import stable_seed
 from numeric.device import generator
 from numeric.errors import InputError
 from numeric.params import Params, make_params
-from numeric.stats import compare
+from numeric.stats import simulate_and_compare
 
 
 def sweep_spec(der) -> dict | None:
@@ -64,8 +64,9 @@ def run_sweep(der, cfg, device, progress=None) -> dict | None:
         der.validate(p)
         if progress:
             progress(f"{der.id}: sweep {param} = {v}")
-        samples = der.simulate(p, trials, generator(stable_seed(cfg.seed, der.id, "sweep", i)), device)
-        c = compare(samples, der.formula(p))
+        c = simulate_and_compare(der.simulate, p, trials,
+                                 generator(stable_seed(cfg.seed, der.id, "sweep", i)), device,
+                                 der.formula(p))
         points.append({param: v, "formula": c["formula"], "mean": c["mean"], "se": c["se"],
                        "trials": c["trials"], "z": c["z"],
                        "rel_error": math.nan if c["rel_error"] is None else c["rel_error"],

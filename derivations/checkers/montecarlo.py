@@ -15,7 +15,7 @@ from numeric import evaluate as ev
 from numeric import instances
 from numeric.device import generator, resolve
 from numeric.seeds import stable_seed
-from numeric.stats import Z_PASS, summarize
+from numeric.stats import Z_PASS, simulate_and_compare, summarize
 from symbolic import ops
 
 from ..core import Certificate
@@ -155,12 +155,11 @@ def end_to_end_points(derivation, cfg, formula=None):
         gen = generator(stable_seed(cfg.seed, derivation.id, "e2e", i))
         fast = raw is not None and i > 0
         sim = raw if raw is not None and i == 0 else derivation.simulate
-        samples = sim(p, cfg.fast_trials if fast else cfg.mc_trials, gen, device)
-        summ = summarize(samples)
-        target = float(formula(p))
-        row = {"params": p.as_dict(), "formula": target, "mean": summ.mean, "se": summ.se,
-               "trials": summ.trials, "z": summ.z(target),
-               "detectable_rel": summ.detectable(target)}
+        c = simulate_and_compare(sim, p, cfg.fast_trials if fast else cfg.mc_trials, gen,
+                                 device, formula(p))
+        row = {"params": p.as_dict(), **{key: c[key] for key in ("formula", "mean", "se",
+                                                                 "trials", "z",
+                                                                 "detectable_rel")}}
         if raw is not None:
             row["path"] = "fast" if fast else "raw"
             if fast:

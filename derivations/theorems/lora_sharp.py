@@ -37,7 +37,7 @@ from numeric import estimators, samplers, sharp
 from numeric.device import generator, resolve
 from numeric.instances import torch_instance
 from numeric.params import make_params
-from numeric.stats import summarize
+from numeric.stats import simulate_and_compare, summarize
 from numeric.seeds import stable_seed
 from symbolic.ops import Expect, Frob2, PInv
 
@@ -443,11 +443,12 @@ def convergence_study(regime, scales=(1, 2, 4, 8), trials=400, seed=0, device="c
         dev = resolve(device) if isinstance(device, str) else device
         path = "raw" if scale == scales[0] else "fast"
         t = trials if min_trials is None else max(min_trials, trials * scales[0] // scale)
-        smp = summarize(_simulate(regime, path)(p, t, gen, dev))
-        f = float((formula or _formula(regime))(p))
+        c = simulate_and_compare(_simulate(regime, path), p, t, gen, dev,
+                                 (formula or _formula(regime))(p))
+        f = c["formula"]
         rows.append({"scale": scale, "d": p.d, "k": p.k, "n": p.n, "r": p.r, "formula": f,
-                     "mean": smp.mean, "se": smp.se, "trials": smp.trials, "path": path,
-                     "rel_error": (smp.mean - f) / f, "rel_se": smp.se / abs(f)})
+                     "mean": c["mean"], "se": c["se"], "trials": c["trials"], "path": path,
+                     "rel_error": c["rel_error"], "rel_se": c["se"] / abs(f)})
     pts = [(math.log(q["d"]), math.log(abs(q["rel_error"]))) for q in rows
            if abs(q["rel_error"]) > 2 * q["rel_se"]]
     rate = None

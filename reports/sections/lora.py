@@ -37,7 +37,7 @@ def _risk_vs_rank(ctx, regime) -> dict:
     from numeric import sharp
     from numeric.device import generator
     from numeric.params import make_params
-    from numeric.stats import summarize
+    from numeric.stats import simulate_and_compare
     from reports.figures import write_csv
 
     spec = _FIG[regime][bool(ctx.quick)]
@@ -53,14 +53,13 @@ def _risk_vs_rank(ctx, regime) -> dict:
     rows = []
     for r in spec["ranks"]:
         p = make_params(d=d, k=k, n=n, r=r, sigma=1.0, shift_sv=sv, seed=ctx.seed)
-        smp = summarize(der.simulate(p, spec["trials"], generator(
-            stable_seed(ctx.seed, SID, regime, r)), ctx.device))
         pred = sharp.lora_risk_sharp(d, k, n, 1.0, sv, r)
+        smp = simulate_and_compare(der.simulate, p, spec["trials"], generator(
+            stable_seed(ctx.seed, SID, regime, r)), ctx.device, pred["risk"])
         bound = lora_bound(d, k, n, 1.0, r, sv)["value"] if lora_bound else None
-        rows.append({"r": r, "sim_mean": smp.mean, "sim_se": smp.se, "trials": smp.trials,
-                     "sharp": pred["risk"], "sharp_bias": pred["bias"],
-                     "sharp_variance": pred["variance"],
-                     "rel_error": (smp.mean - pred["risk"]) / pred["risk"],
+        rows.append({"r": r, "sim_mean": smp["mean"], "sim_se": smp["se"],
+                     "trials": smp["trials"], "sharp": pred["risk"], "sharp_bias": pred["bias"],
+                     "sharp_variance": pred["variance"], "rel_error": smp["rel_error"],
                      "bound": bound if bound is not None and math.isfinite(bound) else None,
                      "fft_exact": fft})
     r_opt = sharp.optimal_rank(d, k, n, 1.0, sv)

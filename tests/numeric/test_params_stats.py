@@ -70,3 +70,21 @@ def test_compare_is_the_simulate_and_compare_record():
 def test_fit_eigs_default_to_the_identity_of_size_d():
     assert make_params(d=3, k=2, n=9, shift_sv=(1.0, 0.5)).fit == (1.0, 1.0, 1.0)
     assert make_params(d=2, k=2, n=9, shift_sv=(1.0, 0.5), fit_eigs=(1.5, 0.5)).fit == (1.5, 0.5)
+
+
+def test_simulate_and_compare_is_the_same_in_blocks_and_reports_progress():
+    from numeric.device import generator
+    from numeric.stats import simulate_and_compare
+
+    def sim(p, count, gen, device):
+        return torch.randn(count, generator=gen, dtype=torch.float64) + p
+
+    whole = simulate_and_compare(sim, 2.0, 10, generator(7), "cpu", 2.0)
+    seen = []
+    parts = simulate_and_compare(sim, 2.0, 10, generator(7), "cpu", 2.0, chunk=4,
+                                 progress=seen.append, label="x")
+    assert whole == parts                      # the same draws, in the same order
+    assert seen == ["x: 4/10 data sets", "x: 8/10 data sets", "x: 10/10 data sets"]
+    assert whole["trials"] == 10 and whole["formula"] == 2.0
+    off = simulate_and_compare(sim, 2.0, 4000, generator(7), "cpu", 2.5)
+    assert off["z"] < -4 and off["rel_error"] == pytest.approx(-0.2, abs=0.01)
