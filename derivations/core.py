@@ -134,6 +134,47 @@ class Certificate:
                 "seconds": round(self.seconds, 4), "summary": self.summary}
 
 
+# The keys a derivation's ``extra`` may carry, each with what reads it -- one commented place
+# (a misspelt key would silently switch a check off, so an unknown key is refused).
+EXTRA_KEYS: dict[str, str] = {
+    # --- integrity (derivations/integrity.py) ---
+    "truth": "Truth(s): numeric implementations tied to their SymPy expressions (source_of_truth)",
+    "truth_statement": "False: the statement's right side is not compared with `formula` "
+                       "(it is tied by `truth` entries instead)",
+    "truth_env": "(Params, dps) -> {symbol: value}: extra values the statement's Truth needs",
+    "truth_domain": "Params -> bool: where the statement's Truth applies (its own condition)",
+    "symbol_values": "{symbol name: SymPy expr}: scalar symbols of the statement defined by "
+                     "expressions, for the Truth's evaluation",
+    "no_closed_form": "reason: the statement has no closed form to tie to `formula`",
+    "regions": "{name: Params -> bool}: regions the check points must visit (generic_points)",
+    "step_regions": "{name: (step id, Params -> bool)}: regions a step's points must visit",
+    "generic_exempt": "{rule: reason}: genericity rules the mathematics does not allow",
+    "chain": "step ids whose composition must end in the statement (chain)",
+    "chain_exempt": "reason: the statement is checked directly, not through a chain of steps",
+    "homogeneity_exempt": "{step id: reason}: relations waived from the homogeneity check",
+    "integrity_waivers": "{check name: reason}: integrity checks waived, with the reason",
+    # --- checkers ---
+    "statement_options": "options of the statement's checker (search spaces, iterations...)",
+    "pieces_mc": "(Params, trials, gen, device, variant) -> (lhs, rhs[, scale]): checker pieces_mc",
+    "route_samples": "(Params, trials, gen, device) -> samples: route B of checker two_routes",
+    "leading": "Params -> coefficient: the series checker's leading coefficient",
+    "convergence": "(cfg, formula) -> rows: the convergence study of an asymptotic statement",
+    "fixed_point": "(Params, dps, perturb) -> root and residual: checker fixed_point",
+    "value_points": "cfg -> [Params]: points of checker value_e2e",
+    "simulate_raw": "the raw-data simulator beside a fast sampler (first end-to-end point)",
+    "regime": "'over' | 'under': the samplers' certification regime",
+    # --- command line and report ---
+    "evaluate_details": "Params -> dict: what `evaluate` prints beside the value",
+    "value_label": "what `evaluate`'s value is, when it is not the statement's right side",
+    "simulate_trials": "the default number of data sets of `simulate`",
+    "report_sweep": "the report's one-parameter sweep of this derivation",
+    "display_names": "{symbol: LaTeX}: names the report shows for this derivation's symbols",
+    "display_names_note": "a sentence explaining display_names",
+    "answers": "{referee question: answer}: the derivation's answers in the referee section",
+    "sources": "extra source files whose content keys the report's cache of this derivation",
+}
+
+
 @dataclass
 class Derivation:
     id: str
@@ -153,14 +194,23 @@ class Derivation:
     check_points: Callable                # ctx -> [Params] for the end-to-end check
     summary: str = ""                     # one paragraph for the report
     references: tuple = ()
-    extra: dict = field(default_factory=dict)   # derivation-specific hooks for custom checkers
+    extra: dict = field(default_factory=dict)   # hooks, by the keys of EXTRA_KEYS
     module: Any = None                    # filled by the registry (for cache keys)
     # machine-readable scalar assumptions (SymPy relations, e.g. ``n > d + 1``): the formal
     # checker's hypotheses, beside the registry's symbol assumptions
     scalar_assumptions: tuple = ()
 
     def __post_init__(self):
+        import difflib
+
         import sympy as sp
+
+        for key in self.extra:
+            if key not in EXTRA_KEYS:
+                near = difflib.get_close_matches(key, EXTRA_KEYS, n=1)
+                raise ValueError(f"derivation {self.id}: unknown extra key {key!r}"
+                                 + (f" (did you mean {near[0]!r}?)" if near else "")
+                                 + "; the known keys are derivations.core.EXTRA_KEYS")
 
         for a in self.scalar_assumptions:
             if not isinstance(a, (sp.core.relational.Relational, sp.And)):

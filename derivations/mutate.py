@@ -180,6 +180,18 @@ EQUIVALENT: dict = {
         "the random instance of the typeset-identity Truth gets E + 2 Delta* X for its noise: "
         "the identity holds for any statistics, so both sides still agree (the laws of the "
         "statistics are certified by the two-sample check, not by this Truth)",
+    "derivations/theorems/misalign_decomposition.py::_cross_code.value::const-1::2a0ae8bd":
+        "[key][0] -> [key][-1] of a batch of one data set (X_[None]): the same entry",
+    "derivations/theorems/misalign_decomposition.py::under_simulate::const+1::4af61898":
+        "the simulate hook returns chi on the independent second draws (the pieces hook's right "
+        "side) instead of R - variance - bias on the first: two unbiased samples of the same "
+        "E chi, independent of each other",
+    "derivations/theorems/fft_under_iso.py::formula::const-1::e84e7a8a":
+        "the else branch of (k if k_factor else 1) is taken only by the negative control "
+        "'variance without k' (k_factor=False); 0 makes that control more wrong, still rejected",
+    "numeric/estimators.py::sample_data::op-swap::8dd31d58":
+        "R = Delta* X - E for Delta* X + E: E is centred Gaussian, so -E has the same law and "
+        "every simulated risk has the same distribution",
     "derivations/theorems/misalign_bounds.py::<module>::swap-sym::0f4f8b04":
         "step 'schur' with s_r for s_{r+1} on the right: a larger (s_r >= s_{r+1}), still true "
         "bound; the second-order bound uses the step with s_{r+1} as written in its own chain",

@@ -44,3 +44,19 @@ def test_every_control_rejected_by_a_failing_check(audit_cache, der_id):
     errored = [c["name"] for c in res["controls"]
                if not any(x["verdict"] == "fail" for x in c["certificates"])]
     assert not errored, f"controls rejected only by an error, not by a failing check: {errored}"
+
+
+def test_an_unknown_extra_key_is_refused_with_a_suggestion():
+    import dataclasses
+
+    from derivations import get
+    from derivations.core import EXTRA_KEYS
+
+    der = get("fft_over")
+    with pytest.raises(ValueError, match=r"unknown extra key 'truht' \(did you mean 'truth'\?\)"):
+        dataclasses.replace(der, extra={**der.extra, "truht": ()})
+    # every key a derivation uses is declared, with what reads it
+    from derivations import registry
+
+    used = {k for d in registry().values() for k in d.extra}
+    assert used <= set(EXTRA_KEYS) and all(len(v) > 20 for v in EXTRA_KEYS.values())
