@@ -18,6 +18,7 @@ import time
 
 from .checkers import run_checker
 from .core import NEUTRAL_VERDICTS, Certificate, Derivation
+from .results import AuditRun, ControlResult, DerivationResult, StepResult
 
 
 def step_checks(step) -> tuple:
@@ -39,13 +40,12 @@ def _statement_cert(name, derivation, cfg, formula=None) -> Certificate:
     return run_checker(name, derivation.statement, derivation, cfg, formula=formula)
 
 
-def audit_step(step, derivation, cfg) -> dict:
-    certs = [run_checker(c, step, derivation, cfg) for c in step_checks(step)]
-    return {"id": step.id, "verdict": step_verdict(certs),
-            "certificates": [c.as_dict() for c in certs]}
+def audit_step(step, derivation, cfg) -> StepResult:
+    certs = tuple(run_checker(c, step, derivation, cfg) for c in step_checks(step))
+    return StepResult(step.id, step_verdict(certs), certs)
 
 
-def audit_control(control, derivation, cfg) -> dict:
+def audit_control(control, derivation, cfg) -> ControlResult:
     if control.target == "statement":
         certs = [_statement_cert(c, derivation, cfg, formula=control.formula)
                  for c in derivation.statement.checks]
@@ -54,8 +54,8 @@ def audit_control(control, derivation, cfg) -> dict:
         certs = [run_checker(c, step, derivation, cfg) for c in step_checks(step)]
     # A control is rejected when a check *fails* on it; an error is not a rejection.
     rejected = any(c.verdict == "fail" for c in certs)
-    return {"name": control.name, "description": control.description, "target": control.target,
-            "rejected": rejected, "certificates": [c.as_dict() for c in certs]}
+    return ControlResult(control.name, control.description, control.target, rejected,
+                         tuple(certs))
 
 
 def formal_summary(derivation, batch) -> dict:
@@ -94,7 +94,7 @@ class _Stop(Exception):
 
 
 def audit_derivation(derivation: Derivation, cfg, progress=None,
-                     stop_on_failure: bool = False, on_phase=None) -> dict:
+                     stop_on_failure: bool = False, on_phase=None) -> DerivationResult:
     """Audit one derivation.  ``stop_on_failure`` (the mutation suite) returns at the first
     check that does not pass -- the verdict is then already ``fail`` -- with ``stopped_at``
     naming it; a normal audit runs everything.  ``on_phase(name)`` is called as each phase
@@ -129,7 +129,7 @@ def audit_derivation(derivation: Derivation, cfg, progress=None,
             if progress:
                 progress(f"{derivation.id}: step {step.id}")
             steps.append(audit_step(step, derivation, cfg))
-            gate(f"step {step.id}", steps[-1]["verdict"] == "pass")
+            gate(f"step {step.id}", steps[-1].verdict == "pass")
         phase("statement")
         if progress:
             progress(f"{derivation.id}: statement")
@@ -141,48 +141,32 @@ def audit_derivation(derivation: Derivation, cfg, progress=None,
             if progress:
                 progress(f"{derivation.id}: control {control.name}")
             controls.append(audit_control(control, derivation, cfg))
-            gate(f"control {control.name}", controls[-1]["rejected"])
+            gate(f"control {control.name}", controls[-1].rejected)
     except _Stop:
         pass
-    integrity_ok = all(c.verdict in ("pass", "waived") for c in integrity) and stopped is None
-    steps_ok = all(s["verdict"] == "pass" for s in steps) and stopped is None
-    stmt_ok = all(c.verdict == "pass" for c in stmt_certs) and stopped is None
-    controls_ok = all(c["rejected"] for c in controls) and stopped is None
-    formal_res = formal_summary(derivation, batch)
-    return {
-        "id": derivation.id,
-        "title": derivation.title,
-        "plain_title": derivation.plain_title,
-        "kind": derivation.kind,
-        "regime": derivation.regime,
-        "verdict": "pass" if (integrity_ok and steps_ok and stmt_ok and controls_ok
-                              and formal_res["ok"]) else "fail",
-        "integrity_ok": integrity_ok,
-        "integrity": [c.as_dict() for c in integrity],
-        "stopped_at": stopped,
-        "steps_ok": steps_ok,
-        "statement_ok": stmt_ok,
-        "controls_ok": controls_ok,
-        "steps": steps,
-        "statement": {"certificates": [c.as_dict() for c in stmt_certs]},
-        "controls": controls,
-        "formal": formal_res,
-        "seconds": round(time.perf_counter() - t0, 3),
-    }
+    return DerivationResult(
+        derivation.id, derivation.title, derivation.plain_title, derivation.kind,
+        derivation.regime, integrity=tuple(integrity), steps=tuple(steps),
+        statement=tuple(stmt_certs), controls=tuple(controls),
+        formal=formal_summary(derivation, batch), stopped_at=stopped,
+        seconds=round(time.perf_counter() - t0, 3))
 
 
 # ------------------------------------------------------------------- local process parallelism
 def without_timings(result):
     """An audit result (or any part of one) without its ``seconds`` fields: what must agree
-    bit for bit between two runs of the same audit, serial, in processes or on a cluster."""
+    bit for bit between two runs of the same audit, serial, in processes or on a cluster.
+    A typed result is compared through its ``to_json()`` form."""
+    if hasattr(result, "to_json"):
+        result = result.to_json()
     if isinstance(result, dict):
         return {k: without_timings(v) for k, v in result.items() if k != "seconds"}
-    if isinstance(result, list):
+    if isinstance(result, (list, tuple)):
         return [without_timings(v) for v in result]
     return result
 
 
-def _audit_in_child(der_id: str, cfg, threads: int) -> dict:
+def _audit_in_child(der_id: str, cfg, threads: int) -> tuple:
     import torch
 
     from . import get
@@ -243,7 +227,7 @@ def audit_in_processes(ders, cfg, jobs: int, progress=None) -> list:
 
 
 # ------------------------------------------------------------------- running many derivations
-def _audit_on_worker(der_id: str, cfg, threads: int) -> dict:
+def _audit_on_worker(der_id: str, cfg, threads: int) -> DerivationResult:
     """One derivation's audit on a Dask worker (the registry is rebuilt there), with the
     client's torch thread count, so that its numbers are the serial run's."""
     import torch
@@ -258,7 +242,7 @@ def _audit_on_worker(der_id: str, cfg, threads: int) -> dict:
         torch.set_num_threads(before)
 
 
-def run_audit(ids, cfg, progress=None, client=None, jobs=1) -> dict:
+def run_audit(ids, cfg, progress=None, client=None, jobs=1) -> AuditRun:
     """Audit the derivations (all when ``ids`` is empty), in-process or, with a
     ``distributed.Client``, one derivation per task on its workers (results in the order of
     ``ids``; each derivation's seeds derive from the master seed and its id, so the
@@ -289,6 +273,4 @@ def run_audit(ids, cfg, progress=None, client=None, jobs=1) -> dict:
             if progress:
                 progress(f"{futs[fut]}: audited ({len(by_id)}/{len(ders)})")
         results = [by_id[d.id] for d in ders]
-    return {"provenance": provenance(device, config=cfg.as_dict()),
-            "verdict": "pass" if all(r["verdict"] == "pass" for r in results) else "fail",
-            "derivations": results}
+    return AuditRun(tuple(results), provenance(device, config=cfg.as_dict()))

@@ -626,8 +626,8 @@ try:
     out = []
     for i in args["ids"]:
         r = audit_derivation(get(i), cfg, stop_on_failure=args["stop"])
-        out.append({"id": i, "verdict": r["verdict"], "stopped_at": r.get("stopped_at")})
-        if r["verdict"] != "pass" and args["stop"]:
+        out.append({"id": i, "verdict": r.verdict, "stopped_at": r.stopped_at})
+        if r.verdict != "pass" and args["stop"]:
             break
     print("MUTANT-RESULT " + json.dumps(out), flush=True)
 except Exception as exc:

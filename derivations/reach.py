@@ -57,7 +57,7 @@ res = audit_derivation(get(args["id"]), cfg, on_phase=lambda phase: cov.stop()
 cov.stop()
 data = cov.get_data()
 lines = {f: sorted(data.lines(f) or []) for f in data.measured_files()}
-print("REACH-RESULT " + json.dumps({"verdict": res["verdict"], "lines": lines}), flush=True)
+print("REACH-RESULT " + json.dumps({"verdict": res.verdict, "lines": lines}), flush=True)
 """
 
 

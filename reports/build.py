@@ -90,7 +90,7 @@ def compute_derivation(der, cfg, device, progress) -> dict:
         sweep = run_sweep(der, cfg, device, progress)
     except Exception as exc:  # noqa: BLE001 -- shown in the report, exit status 1
         sweep = {"error": f"{type(exc).__name__}: {exc}"}
-    return {"audit": result, "sweep": sweep,
+    return {"audit": result.to_json(), "sweep": sweep,
             "computed": {"date": _now(), "git": git_revision(),
                          "seconds": round(time.perf_counter() - t0, 2)}}
 

@@ -21,32 +21,32 @@ def default_jobs(n_items: int) -> int:
     return max(1, min(cores, n_items))
 
 
-def print_audit_table(report: dict, out=None) -> None:
+def print_audit_table(report, out=None) -> None:
+    """One line per certificate of an ``AuditRun`` (``derivations.results``)."""
     out = out or sys.stdout
-    for r in report["derivations"]:
-        print(f"\n== {r['id']} [{r['kind']}] {r.get('plain_title', r['title'])} -- "
-              f"{r['verdict'].upper()}", file=out)
-        for c in r.get("integrity", []):
-            print(f"   {'INTEGRITY':<27} {c['method']:<11} {c['verdict']:<5} {c['summary']}", file=out)
-        for s in r["steps"]:
-            for c in s["certificates"]:
-                print(f"   step {s['id']:<22} {c['method']:<11} {c['verdict']:<5} {c['summary']}", file=out)
-        for c in r["statement"]["certificates"]:
-            print(f"   {'STATEMENT':<27} {c['method']:<11} {c['verdict']:<5} {c['summary']}", file=out)
-        for c in r["controls"]:
-            tag = "rejected" if c["rejected"] else "NOT REJECTED"
-            why = "; ".join(x["summary"] for x in c["certificates"])
-            print(f"   control {c['name']:<19} {tag:<17} {why}", file=out)
-        for lm in (r.get("formal") or {}).get("lemmas", []):
+    for r in report.derivations:
+        print(f"\n== {r.id} [{r.kind}] {r.plain_title} -- {r.verdict.upper()}", file=out)
+        for c in r.integrity:
+            print(f"   {'INTEGRITY':<27} {c.method:<11} {c.verdict:<5} {c.summary}", file=out)
+        for s in r.steps:
+            for c in s.certificates:
+                print(f"   step {s.id:<22} {c.method:<11} {c.verdict:<5} {c.summary}", file=out)
+        for c in r.statement:
+            print(f"   {'STATEMENT':<27} {c.method:<11} {c.verdict:<5} {c.summary}", file=out)
+        for c in r.controls:
+            tag = "rejected" if c.rejected else "NOT REJECTED"
+            why = "; ".join(x.summary for x in c.certificates)
+            print(f"   control {c.name:<19} {tag:<17} {why}", file=out)
+        for lm in r.formal.get("lemmas", []):
             print(f"   lemma {lm['name']:<21} {'formal':<11} {lm['verdict']:<5} "
                   f"{lm['certificate']['summary']}", file=out)
             for c in lm["controls"]:
                 tag = "rejected" if c["rejected"] else ("skipped" if c["skipped"] else "NOT REJECTED")
                 print(f"     lemma control {c['name']:<13} {tag:<17} {c['certificate']['summary']}",
                       file=out)
-    print(f"\nAUDIT {report['verdict'].upper()}: "
-          f"{sum(r['verdict'] == 'pass' for r in report['derivations'])}/"
-          f"{len(report['derivations'])} derivations certified", file=out)
+    print(f"\nAUDIT {report.verdict.upper()}: "
+          f"{sum(r.verdict == 'pass' for r in report.derivations)}/"
+          f"{len(report.derivations)} derivations certified", file=out)
 
 
 def cmd_audit(args) -> int:
@@ -78,9 +78,9 @@ def cmd_audit(args) -> int:
         report = run_audit(args.ids, cfg, progress=_progress, client=client, jobs=jobs)
     print_audit_table(report)
     if args.json:
-        write_json_atomic(args.json, report)
+        write_json_atomic(args.json, report.to_json())
         print(f"wrote {args.json}")
-    return 0 if report["verdict"] == "pass" else 1
+    return 0 if report.verdict == "pass" else 1
 
 
 def register(sub) -> None:

@@ -14,7 +14,7 @@ from derivations.cli import main
 def test_processes_give_the_serial_results_bitwise(quick_cfg, audit_cache):
     ids = ["mc_samplers_over", "fft_over", "mc_samplers_under"]
     par = audit_in_processes([get(i) for i in ids], quick_cfg, jobs=2)
-    assert [r["id"] for r in par] == ids
+    assert [r.id for r in par] == ids
     assert LAST_CHILD_CPU["processes"] == 2 and LAST_CHILD_CPU["seconds"] > 0
     for i, r in zip(ids, par):
         serial = audit_cache(i)

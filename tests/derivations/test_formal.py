@@ -95,8 +95,8 @@ def test_skipped_without_coqc(monkeypatch, capsys, tmp_path, how):
     err = capsys.readouterr().err
     assert err.count("coqc not found") == 1 and len(err.strip().splitlines()) == 1
     res = audit_step(der.step("assemble"), der, None)
-    assert res["verdict"] == "pass"      # symbolic still certifies it; formal is neutral
-    assert [c["verdict"] for c in res["certificates"]] == ["pass", "skipped"]
+    assert res.verdict == "pass"      # symbolic still certifies it; formal is neutral
+    assert [c.verdict for c in res.certificates] == ["pass", "skipped"]
 
 
 # ----------------------------------------------------------------------------- with Coq
@@ -167,11 +167,11 @@ def test_controls_of_symbolic_steps_make_formal_fail(quick_cfg):
     der = get("fft_under_general")
     formal.prepare(der, quick_cfg)
     res = audit_step(der.step("isotropic-bias"), der, quick_cfg)
-    assert {c["method"]: c["verdict"] for c in res["certificates"]}["formal"] == "pass"
+    assert {c.method: c.verdict for c in res.certificates}["formal"] == "pass"
     ctl = next(c for c in der.controls if c.target == "isotropic-bias")
     out = audit_control(ctl, der, quick_cfg)
-    verdicts = {c["method"]: c["verdict"] for c in out["certificates"]}
-    assert out["rejected"] and verdicts["formal"] == "fail" and verdicts["symbolic"] == "fail"
+    verdicts = {c.method: c.verdict for c in out.certificates}
+    assert out.rejected and verdicts["formal"] == "fail" and verdicts["symbolic"] == "fail"
 
 
 @pytest.mark.coq

@@ -147,8 +147,8 @@ def test_integrity_error_fails_the_audit_and_stop_on_failure_stops(quick_cfg):
     der = get("fft_over")
     wrong = replace(der, formula=lambda p: der.formula(p, k_factor=False))
     res = audit_derivation(wrong, quick_cfg, stop_on_failure=True)
-    assert res["verdict"] == "fail" and not res["integrity_ok"]
-    assert res["stopped_at"] == "integrity source_of_truth" and res["steps"] == []
+    assert res.verdict == "fail" and not res.integrity_ok
+    assert res.stopped_at == "integrity source_of_truth" and res.steps == ()
 
 
 def test_evaluator_sums_indexed_and_piecewise():

@@ -17,23 +17,23 @@ IDS = ["lora_estimator_over", "lora_estimator_under", "lora_decomp_over", "lora_
 
 @pytest.mark.parametrize("der_id", IDS)
 def test_at_least_four_controls(audit_cache, der_id):
-    assert len(audit_cache(der_id)["controls"]) >= 4
+    assert len(audit_cache(der_id).controls) >= 4
 
 
 @pytest.mark.parametrize("der_id", ["lora_bound_over", "lora_bound_under"])
 def test_inequality_steps_report_worst_ratio(audit_cache, der_id):
     res = audit_cache(der_id)
-    ineq = [c for s in res["steps"] for c in s["certificates"] if c["method"] == "ineq"]
+    ineq = [c for s in res.steps for c in s.certificates if c.method == "ineq"]
     assert len(ineq) >= 5
     for c in ineq:
-        assert 0 <= c["evidence"]["worst_ratio"] <= 1 + 1e-9
-    trunc = next(s for s in res["steps"] if s["id"] == "truncation")["certificates"][0]["evidence"]
+        assert 0 <= c.evidence["worst_ratio"] <= 1 + 1e-9
+    trunc = next(s for s in res.steps if s.id == "truncation").certificates[0].evidence
     assert trunc["worst_ratio_search"] > 2 * trunc["worst_ratio_random"]
-    four_r = next(c for c in res["controls"] if c["name"] == "truncation 4r")
-    ev = four_r["certificates"][0]["evidence"]
+    four_r = next(c for c in res.controls if c.name == "truncation 4r")
+    ev = four_r.certificates[0].evidence
     # the constant 4r survives random instances and is broken only by the adversarial search
     assert ev["worst_ratio_random"] < 1 < ev["worst_ratio"] and ev["found_by"] == "adversarial search"
-    stmt = res["statement"]["certificates"][0]["evidence"]
+    stmt = res.statement[0].evidence
     assert stmt["bound_over_simulated_min"] > 1          # a bound, and a conservative one
 
 

@@ -21,14 +21,14 @@ def test_listed():
 @pytest.mark.parametrize("der_id", IDS)
 def test_the_statement_is_a_powered_convergence_study(audit_cache, der_id):
     res = audit_cache(der_id)
-    cert = res["statement"]["certificates"][0]
-    assert cert["method"] == "convergence" and cert["verdict"] == "pass", cert["summary"]
-    assert len(cert["evidence"]["rows"]) >= 2 and cert["evidence"]["powered"]
+    cert = res.statement[0]
+    assert cert.method == "convergence" and cert.verdict == "pass", cert.summary
+    assert len(cert.evidence["rows"]) >= 2 and cert.evidence["powered"]
 
 
 @pytest.mark.parametrize("der_id", IDS)
 def test_the_named_controls_are_there(audit_cache, der_id):
-    names = {c["name"] for c in audit_cache(der_id)["controls"]}
+    names = {c.name for c in audit_cache(der_id).controls}
     assert {"keep cost 2beta", "keep cost 4beta", "threshold 10beta",
             "variance scale off by one", "first-order mapping"} <= names
 
@@ -107,20 +107,20 @@ def test_keep_rule_at_finite_aspect_ratio(audit_cache, der_id):
     and against the sign of the simulated R(keep) - R(drop); the asymptotic x* used at aspect
     ratio 2 is contradicted by that simulation (it keeps x = 1.9, which does not pay)."""
     res = audit_cache(der_id)
-    step = {s["id"]: s for s in res["steps"]}["keep-iff"]
-    certs = {c["method"]: c for c in step["certificates"]}
-    assert certs["symbolic"]["verdict"] == "pass" and certs["rank_rule"]["verdict"] == "pass"
-    ev = certs["rank_rule"]["evidence"]
+    step = {s.id: s for s in res.steps}["keep-iff"]
+    certs = {c.method: c for c in step.certificates}
+    assert certs["symbolic"].verdict == "pass" and certs["rank_rule"].verdict == "pass"
+    ev = certs["rank_rule"].evidence
     aspect2 = [p for p in ev["points"] if max(p["n"], p["d"]) == 2 * min(p["n"], p["d"])]
     assert aspect2 and all(p["threshold"] > p["asymptotic_x*"] + 0.3 for p in aspect2)
     # the simulated crossing sits near the finite-aspect threshold, far from x*
     cross = [c for c in ev["simulated_thresholds"] if max(c["n"], c["d"]) == 2 * min(c["n"], c["d"])]
     assert cross and all(abs(c["simulated"] - c["rule"]) < 0.15 < abs(c["simulated"] - c["asymptotic_x*"]) - 0.15
                          for c in cross)
-    ctl = {c["name"]: c for c in res["controls"]}["asymptotic x* at finite aspect"]
-    assert ctl["rejected"]
-    rr = [c for c in ctl["certificates"] if c["method"] == "rank_rule"][0]
-    assert rr["verdict"] == "fail" and "CONTRADICTED" in rr["summary"]
+    ctl = {c.name: c for c in res.controls}["asymptotic x* at finite aspect"]
+    assert ctl.rejected
+    rr = [c for c in ctl.certificates if c.method == "rank_rule"][0]
+    assert rr.verdict == "fail" and "CONTRADICTED" in rr.summary
 
 
 def test_finite_aspect_threshold_tends_to_xstar():

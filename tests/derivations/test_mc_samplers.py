@@ -10,14 +10,14 @@ from numeric.params import make_params
 @pytest.mark.parametrize("der_id", ["mc_samplers_over", "mc_samplers_under"])
 def test_samplers_certified_and_wrong_samplers_rejected(audit_cache, der_id):
     res = audit_cache(der_id)
-    assert res["verdict"] == "pass", [(s["id"], s["verdict"]) for s in res["steps"]]
-    names = {c["name"]: c["rejected"] for c in res["controls"]}
+    assert res.verdict == "pass", [(s.id, s.verdict) for s in res.steps]
+    names = {c.name: c.rejected for c in res.controls}
     assert names["dof one too few"] and names["dof one too many"]
     assert any(n.startswith("identity:") and ok for n, ok in names.items())
-    stmt = res["statement"]["certificates"][0]
-    assert stmt["method"] == "sampler_two_sample"
-    assert {p["estimator"] for p in stmt["evidence"]["points"]} == {"fft", "lora"}
-    ident = res["steps"][0]["certificates"][0]["evidence"]
+    stmt = res.statement[0]
+    assert stmt.method == "sampler_two_sample"
+    assert {p["estimator"] for p in stmt.evidence["points"]} == {"fft", "lora"}
+    ident = res.steps[0].certificates[0].evidence
     assert ident["worst_relative_gap"] < 1e-9 and ident["draws"] > 0
 
 
@@ -30,14 +30,14 @@ def test_mc_samplers_have_no_value_to_evaluate():
 
 @pytest.mark.parametrize("der_id", ["fft_over", "fft_under_iso"])
 def test_end_to_end_keeps_a_raw_point_and_powers_the_fast_ones(audit_cache, quick_cfg, der_id):
-    cert = audit_cache(der_id)["statement"]["certificates"][0]
-    rows = cert["evidence"]["points"]
+    cert = audit_cache(der_id).statement[0]
+    rows = cert.evidence["points"]
     assert [r["path"] for r in rows] == ["raw"] + ["fast"] * (len(rows) - 1)
     assert rows[0]["trials"] == quick_cfg.mc_trials
     for r in rows[1:]:
         assert r["trials"] == quick_cfg.fast_trials
         assert r["detectable_rel"] <= quick_cfg.fast_max_detectable == r["max_detectable"]
-    assert "exact fast sampler" in cert["summary"] and "raw-data point" in cert["summary"]
+    assert "exact fast sampler" in cert.summary and "raw-data point" in cert.summary
 
 
 def test_a_row_is_held_to_its_own_power_gate(quick_cfg):

@@ -16,32 +16,32 @@ IDS = ["misalign_growth", "misalign_sample"]
 @pytest.mark.parametrize("der_id", IDS)
 def test_certified_and_controls_rejected(audit_cache, der_id):
     res = audit_cache(der_id)
-    bad = [(s["id"], c["method"], c["summary"]) for s in res["steps"] for c in s["certificates"]
-           if c["verdict"] != "pass"]
+    bad = [(s.id, c.method, c.summary) for s in res.steps for c in s.certificates
+           if c.verdict != "pass"]
     assert not bad, bad
-    assert all(c["verdict"] == "pass" for c in res["statement"]["certificates"])
-    assert len(res["controls"]) >= 5
-    for c in res["controls"]:
-        assert c["rejected"], c["name"]
-        assert any(x["verdict"] == "fail" for x in c["certificates"]), c["name"]
+    assert all(c.verdict == "pass" for c in res.statement)
+    assert len(res.controls) >= 5
+    for c in res.controls:
+        assert c.rejected, c.name
+        assert any(x.verdict == "fail" for x in c.certificates), c.name
 
 
 def test_growth_lemma_is_tight_and_bound_within_factor_five(audit_cache):
     res = audit_cache("misalign_growth")
-    steps = {s["id"]: s["certificates"][0] for s in res["steps"]}
-    assert steps["growth"]["evidence"]["worst_ratio"] > 0.99         # 1 - rho cannot be improved
-    worst = res["statement"]["certificates"][0]["evidence"]["worst_ratio"]
+    steps = {s.id: s.certificates[0] for s in res.steps}
+    assert steps["growth"].evidence["worst_ratio"] > 0.99         # 1 - rho cannot be improved
+    worst = res.statement[0].evidence["worst_ratio"]
     assert 0.15 < worst <= 1 + 1e-9
 
 
 def test_sample_controls_name_the_wrong_rates(audit_cache):
     res = audit_cache("misalign_sample")
-    names = {c["name"] for c in res["controls"]}
+    names = {c.name for c in res.controls}
     assert {"tau rate d/n", "tail exponent 2t^2", "eta bound quartered",
             "DS deviation sign flipped", "half the leading term"} <= names
-    stmt = res["statement"]["certificates"][0]
-    assert stmt["method"] == "bound_e2e"
-    assert all(1 < p["bound_over_simulated"] < 1e4 for p in stmt["evidence"]["points"])
+    stmt = res.statement[0]
+    assert stmt.method == "bound_e2e"
+    assert all(1 < p["bound_over_simulated"] < 1e4 for p in stmt.evidence["points"])
 
 
 def test_thresholds_and_bounds_contract():

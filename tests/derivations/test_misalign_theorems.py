@@ -15,24 +15,24 @@ IDS = ["misalign_exact", "misalign_first_order", "misalign_second_order",
 
 @pytest.mark.parametrize("der_id", IDS)
 def test_at_least_three_controls(audit_cache, der_id):
-    assert len(audit_cache(der_id)["controls"]) >= 3
+    assert len(audit_cache(der_id).controls) >= 3
 
 
 def test_bounds_report_worst_ratios(audit_cache):
     first = audit_cache("misalign_first_order")
-    cert = first["statement"]["certificates"][0]
-    assert 0.5 < cert["evidence"]["worst_ratio"] <= 1 + 1e-9      # nearly tight (order flips)
+    cert = first.statement[0]
+    assert 0.5 < cert.evidence["worst_ratio"] <= 1 + 1e-9      # nearly tight (order flips)
     second = audit_cache("misalign_second_order")
-    cert = second["statement"]["certificates"][0]
-    assert 0 < cert["evidence"]["worst_ratio"] < 0.2               # valid but loose
+    cert = second.statement[0]
+    assert 0 < cert.evidence["worst_ratio"] < 0.2               # valid but loose
 
 
 def test_wrong_leading_coefficient_rejected_by_series(audit_cache):
     res = audit_cache("misalign_exact")
-    ctl = {c["name"]: c for c in res["controls"]}
+    ctl = {c.name: c for c in res.controls}
     for name in ("series: gap not squared", "series: coefficient x 1.01"):
-        series = [x for x in ctl[name]["certificates"] if x["method"] == "series_hp"][0]
-        assert series["verdict"] == "fail"
+        series = [x for x in ctl[name].certificates if x.method == "series_hp"][0]
+        assert series.verdict == "fail"
 
 
 POINTS = [

@@ -27,22 +27,22 @@ def test_every_theorem_module_on_disk_feeds_the_registry():
 @pytest.mark.parametrize("der_id", IDS)
 def test_every_step_and_the_statement_pass(audit_cache, der_id):
     res = audit_cache(der_id)
-    bad = [(s["id"], c["method"], c["summary"]) for s in res["steps"] for c in s["certificates"]
-           if c["verdict"] not in ("pass", *NEUTRAL_VERDICTS)]
+    bad = [(s.id, c.method, c.summary) for s in res.steps for c in s.certificates
+           if c.verdict not in ("pass", *NEUTRAL_VERDICTS)]
     assert not bad, bad
-    assert res["statement"]["certificates"]
-    assert all(c["verdict"] == "pass" for c in res["statement"]["certificates"])
-    assert res["verdict"] == "pass"
+    assert res.statement
+    assert all(c.verdict == "pass" for c in res.statement)
+    assert res.verdict == "pass"
 
 
 @pytest.mark.parametrize("der_id", IDS)
 def test_every_control_rejected_by_a_failing_check(audit_cache, der_id):
     res = audit_cache(der_id)
-    assert res["controls"], "a derivation without negative controls"
-    missed = [c["name"] for c in res["controls"] if not c["rejected"]]
+    assert res.controls, "a derivation without negative controls"
+    missed = [c.name for c in res.controls if not c.rejected]
     assert not missed, f"wrong statements that passed: {missed}"
-    errored = [c["name"] for c in res["controls"]
-               if not any(x["verdict"] == "fail" for x in c["certificates"])]
+    errored = [c.name for c in res.controls
+               if not any(x.verdict == "fail" for x in c.certificates)]
     assert not errored, f"controls rejected only by an error, not by a failing check: {errored}"
 
 

@@ -109,8 +109,8 @@ def test_distributed_audit_gives_the_serial_certificates(client):
     a = run_audit(ids, cfg, progress=None)
     b = run_audit(ids, cfg, progress=None, client=client)
 
-    assert without_timings(a["derivations"]) == without_timings(b["derivations"])
-    assert a["verdict"] == b["verdict"] == "pass"
+    assert without_timings(a.derivations) == without_timings(b.derivations)
+    assert a.verdict == b.verdict == "pass"
 
 
 def test_unreachable_scheduler_exits_2_naming_it_within_the_timeout(capsys, tmp_path, monkeypatch):
