@@ -9,7 +9,7 @@ counterexample.  A lemma is attached to the derivations whose reasoning uses it.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import sympy as sp
 

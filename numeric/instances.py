@@ -31,6 +31,18 @@ def _haar_mp(z: np.ndarray) -> mp.matrix:
     return q
 
 
+def random_shape(rng: np.random.Generator, d_hi: int, k_hi: int, sv_lo=0.2, sv_hi=3.0):
+    """The random shape of a small lemma instance, drawn in this order from ``rng``:
+    ``d`` in ``3..d_hi-1``, ``k`` in ``2..k_hi-1``, ``r`` in ``1..min(d, k)-1`` (a proper rank,
+    so a tail exists) and ``min(d, k)`` singular values uniform on ``[sv_lo, sv_hi]``, sorted
+    decreasing.  Returns ``(d, k, r, sv)``; the caller shapes the spectrum further."""
+    d = int(rng.integers(3, d_hi))
+    k = int(rng.integers(2, k_hi))
+    r = int(rng.integers(1, min(d, k)))
+    sv = np.sort(rng.uniform(sv_lo, sv_hi, min(d, k)))[::-1]
+    return d, k, r, sv
+
+
 def _factors(p: Params):
     rng = np.random.default_rng([p.seed, 2026])
     zu = rng.standard_normal((p.k, p.k))

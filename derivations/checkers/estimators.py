@@ -24,7 +24,7 @@ from symbolic.registry import sym
 from ..core import Certificate
 from . import checker
 from .dependencies import needed_definitions
-from .montecarlo import mc_verdict
+from .montecarlo import mc_certificate
 
 DeltaGD = sym("DeltaGD")
 INIT_SCALES = (1e-3, 5e-4)
@@ -56,11 +56,8 @@ def check_two_sample(statement, derivation, cfg, formula=None) -> Certificate:
         rows.append({"params": p.as_dict(), "estimator_mean": a.mean, "route_mean": b.mean,
                      "se": se, "z": (a.mean - b.mean) / se, "trials": a.trials,
                      "detectable_rel": Z_PASS * se / abs(b.mean)})
-    verdict, why, max_z, det = mc_verdict(rows, cfg)
-    return Certificate("two_sample", verdict, {"points": rows, "max_abs_z": max_z,
-                                                "max_detectable_rel": det, "device": str(device)},
-                       0.0, f"{why}: estimator vs decomposition at {len(rows)} points, detects "
-                            f">= {100 * det:.2g}%")
+    return mc_certificate("two_sample", rows, cfg, device, lambda why, det: (
+        f"{why}: estimator vs decomposition at {len(rows)} points, detects >= {100 * det:.2g}%"))
 
 
 @checker("lora_train")

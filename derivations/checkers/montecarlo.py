@@ -43,6 +43,17 @@ def mc_verdict(rows, cfg):
                 f"(> {100 * limit(weak):.2g}%)", worst_z, worst_det)
     return "pass", f"max |z| = {worst_z:.2f}", worst_z, worst_det
 
+
+def mc_certificate(method, rows, cfg, device, describe, key="points") -> Certificate:
+    """The certificate of a Monte Carlo comparison: ``mc_verdict`` over ``rows``, the evidence
+    every such check carries (rows under ``key``, worst ``|z|``, worst detectable relative
+    error, the threshold, the device) and the summary ``describe(reason, worst detectable)``."""
+    verdict, why, worst_z, worst_det = mc_verdict(rows, cfg)
+    return Certificate(method, verdict,
+                       {key: rows, "max_abs_z": worst_z, "max_detectable_rel": worst_det,
+                        "z_threshold": Z_PASS, "device": str(device)}, 0.0,
+                       describe(why, worst_det))
+
 # a pilot |z| beyond which a Monte Carlo comparison is judged at once (chance probability
 # below 1e-15 under a true statement, even allowing for the skew of the pilot's t-statistic)
 Z_DECISIVE = 8.0
@@ -129,12 +140,9 @@ def check_mc(step, derivation, cfg, formula=None) -> Certificate:
         rows.append({"instance": i, "mean_lhs_minus_rhs": diff.mean, "se": diff.se,
                      "z": z, "rhs": scale, "detectable_rel": diff.detectable(scale),
                      "trials": diff.trials})
-    verdict, why, worst_z, worst_det = mc_verdict(rows, cfg)
-    return Certificate("mc", verdict,
-                       {"instances": rows, "max_abs_z": worst_z, "max_detectable_rel": worst_det,
-                        "z_threshold": Z_PASS, "device": str(device)}, 0.0,
-                       f"{why}; {len(rows)}x{_trials_text(rows)} draws, detects >= "
-                       f"{100 * worst_det:.2g}% errors")
+    return mc_certificate("mc", rows, cfg, device, lambda why, det: (
+        f"{why}; {len(rows)}x{_trials_text(rows)} draws, detects >= {100 * det:.2g}% errors"),
+        key="instances")
 
 def _trials_text(rows) -> str:
     t = sorted({r["trials"] for r in rows})
@@ -170,14 +178,14 @@ def end_to_end_points(derivation, cfg, formula=None):
 @checker("end_to_end")
 def check_end_to_end(statement, derivation, cfg, formula=None) -> Certificate:
     rows, device = end_to_end_points(derivation, cfg, formula)
-    verdict, why, worst_z, worst_det = mc_verdict(rows, cfg)
-    detects = f"detects >= {100 * worst_det:.2g}% errors"
-    fast = [r["detectable_rel"] for r in rows if r.get("path") == "fast"]
-    if fast and len(fast) < len(rows):
-        raw = max(r["detectable_rel"] for r in rows if r.get("path") != "fast")
-        detects = (f"detects >= {100 * max(fast):.2g}% errors (exact fast sampler), "
-                   f"{100 * raw:.2g}% at the raw-data point")
-    return Certificate("end_to_end", verdict,
-                       {"points": rows, "max_abs_z": worst_z, "max_detectable_rel": worst_det,
-                        "z_threshold": Z_PASS, "device": str(device)}, 0.0,
-                       f"{why} over {len(rows)} parameter points, {detects}")
+
+    def describe(why, worst_det):
+        detects = f"detects >= {100 * worst_det:.2g}% errors"
+        fast = [r["detectable_rel"] for r in rows if r.get("path") == "fast"]
+        if fast and len(fast) < len(rows):
+            raw = max(r["detectable_rel"] for r in rows if r.get("path") != "fast")
+            detects = (f"detects >= {100 * max(fast):.2g}% errors (exact fast sampler), "
+                       f"{100 * raw:.2g}% at the raw-data point")
+        return f"{why} over {len(rows)} parameter points, {detects}"
+
+    return mc_certificate("end_to_end", rows, cfg, device, describe)

@@ -21,7 +21,7 @@ from numeric.stats import Z_PASS, summarize
 
 from ..core import Certificate
 from . import checker
-from .montecarlo import mc_verdict
+from .montecarlo import mc_certificate
 
 IDENTITY_TOL = 1e-9      # relative, float64 (the paths differ by rounding, ~1e-14 measured)
 
@@ -98,12 +98,9 @@ def check_sampler_two_sample(statement, derivation, cfg, formula=None) -> Certif
                          "raw_mean": raw.mean, "se": se, "z": (a.mean - raw.mean) / se,
                          "fast_trials": a.trials, "raw_trials": raw.trials,
                          "detectable_rel": Z_PASS * se / abs(raw.mean)})
-    verdict, why, max_z, det = mc_verdict(rows, cfg)
-    return Certificate("sampler_two_sample", verdict,
-                       {"points": rows, "max_abs_z": max_z, "max_detectable_rel": det,
-                        "z_threshold": Z_PASS, "device": str(device)}, 0.0,
-                       f"{why}: fast sampler vs raw data, FFT and LoRA at {len(rows) // 2} points, "
-                       f"detects >= {100 * det:.2g}%")
+    return mc_certificate("sampler_two_sample", rows, cfg, device, lambda why, det: (
+        f"{why}: fast sampler vs raw data, FFT and LoRA at {len(rows) // 2} points, "
+        f"detects >= {100 * det:.2g}%"))
 
 
 _RAW_CACHE: dict = {}

@@ -37,6 +37,7 @@ import numpy as np
 import sympy as sp
 
 from numeric import misalignment as mis
+from numeric.instances import random_shape
 from numeric.params import make_params
 from symbolic.ops import Frob2, OpNorm, PInv, SigmaMin, SingVal, TruncSVD
 
@@ -67,11 +68,7 @@ def _draw(cfg, count, tag, *, eps_scale, big=False, flips=False):
     rng = np.random.default_rng(stable_seed(cfg.seed, "misalign_bounds", tag))
     out = []
     for i in range(count):
-        d = int(rng.integers(3, 6))
-        k = int(rng.integers(2, 5))
-        r_ = int(rng.integers(1, min(d, k)))
-        m = min(d, k)
-        sv = np.sort(rng.uniform(0.2, 3.0, m))[::-1]
+        d, k, r_, sv = random_shape(rng, 6, 5)
         if i % 3 == 0:                      # near-degenerate head/tail (order flips possible)
             sv[r_] = sv[r_ - 1] * rng.uniform(0.85, 0.99)
         if big and i % 2 == 0:              # scale matters for a bound that is not homogeneous

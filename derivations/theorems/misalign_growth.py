@@ -32,12 +32,12 @@ low-rank shift has no bias in any metric.  At the sample covariance ``E tau^2 = 
 """
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import sympy as sp
 
 from numeric import misalignment as mis
+from numeric.instances import random_shape
 from numeric.params import make_params
 from symbolic.ops import Frob2, OpNorm, PInv, SigmaMin, SingVal, TruncSVD
 
@@ -81,11 +81,7 @@ def _draw(cfg, count, tag, *, spread):
     rng = np.random.default_rng(stable_seed(cfg.seed, "misalign_growth", tag))
     out = []
     for i in range(count):
-        d = int(rng.integers(3, 7))
-        k = int(rng.integers(2, 6))
-        r_ = int(rng.integers(1, min(d, k)))
-        m = min(d, k)
-        sv = np.sort(rng.uniform(0.2, 3.0, m))[::-1]
+        d, k, r_, sv = random_shape(rng, 7, 6)
         if i % 3 == 0:
             sv[r_:] *= rng.uniform(0.01, 0.4)        # effectively low rank: small tail
         if i % 5 == 1:

@@ -125,3 +125,23 @@ def test_provenance_names_code_libraries_machine_and_extra_fields():
 def test_library_versions_say_absent_for_a_missing_library(monkeypatch):
     monkeypatch.setattr(provenance, "LIBRARIES", ("numpy", "no-such-library-xyz"))
     assert provenance.library_versions()["no-such-library-xyz"] == "absent"
+
+
+def test_random_shape_draws_a_proper_rank_and_a_sorted_spectrum():
+    import numpy as np
+
+    from numeric.instances import random_shape
+
+    rng = np.random.default_rng(5)
+    seen = set()
+    for _ in range(200):
+        d, k, r, sv = random_shape(rng, 7, 6)
+        assert 3 <= d <= 6 and 2 <= k <= 5 and 1 <= r < min(d, k)
+        assert len(sv) == min(d, k) and np.all(np.diff(sv) <= 0)
+        assert 0.2 <= sv.min() and sv.max() <= 3.0
+        seen.add((d, k))
+    assert len(seen) == 4 * 4                                   # every shape is reachable
+    # the draw order is part of the contract: the same stream gives the same shapes
+    a = [random_shape(np.random.default_rng(1), 6, 5) for _ in range(3)]
+    b = [random_shape(np.random.default_rng(1), 6, 5) for _ in range(3)]
+    assert all(x[:3] == y[:3] and np.array_equal(x[3], y[3]) for x, y in zip(a, b))
