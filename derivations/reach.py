@@ -61,6 +61,11 @@ print("REACH-RESULT " + json.dumps({"verdict": res.verdict, "lines": lines}), fl
 """
 
 
+class ReachError(RuntimeError):
+    """A traced audit that crashed or timed out: no reach figure can be given (exit status 1,
+    one line, no traceback: the fault is the audit's, not the user's input)."""
+
+
 def _child(der_id: str, quick: bool, seed: int, root: Path, timeout: float) -> dict:
     import importlib.util
 
@@ -70,8 +75,11 @@ def _child(der_id: str, quick: bool, seed: int, root: Path, timeout: float) -> d
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
                PYTHONPATH=str(root) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     args = json.dumps({"id": der_id, "quick": quick, "seed": seed, "include": include})
-    proc = subprocess.run([sys.executable, "-c", CHILD, args], cwd=root, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    try:
+        proc = subprocess.run([sys.executable, "-c", CHILD, args], cwd=root, env=env,
+                              capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise ReachError(f"reach: the traced audit of {der_id} ran past {timeout:g} s") from None
     for line in proc.stdout.splitlines():
         if line.startswith("REACH-RESULT "):
             out = json.loads(line[len("REACH-RESULT "):])
@@ -79,7 +87,7 @@ def _child(der_id: str, quick: bool, seed: int, root: Path, timeout: float) -> d
                     "lines": {str(Path(f).resolve().relative_to(root)): set(v)
                               for f, v in out["lines"].items()}}
     tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-    raise RuntimeError(f"reach: the traced audit of {der_id} crashed: {tail}")
+    raise ReachError(f"reach: the traced audit of {der_id} crashed: {tail}")
 
 
 def executed_lines(ids, quick: bool = True, seed: int = 0, jobs: int = 2, root: Path = ROOT,

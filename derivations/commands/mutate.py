@@ -108,7 +108,7 @@ def _cmd_reach(args) -> int:
     from numeric.provenance import provenance
 
     from .. import registry
-    from ..reach import UNREACHABLE, executed_lines, unreached
+    from ..reach import UNREACHABLE, ReachError, executed_lines, unreached
     from .audit import default_jobs
 
     if args.jobs is not None and args.jobs < 1:
@@ -119,9 +119,13 @@ def _cmd_reach(args) -> int:
     jobs = args.jobs or default_jobs(len(ids))
     print(f"tracing the {'--quick' if args.quick else 'full'} audit of {len(ids)} derivations "
           f"({jobs} processes)", file=sys.stderr)
-    executed = executed_lines(ids, quick=args.quick, seed=args.audit_seed, jobs=jobs,
-                              progress=lambda i, r: print(f"  {i}: {r['verdict']}",
-                                                          file=sys.stderr, flush=True))
+    try:
+        executed = executed_lines(ids, quick=args.quick, seed=args.audit_seed, jobs=jobs,
+                                  progress=lambda i, r: print(f"  {i}: {r['verdict']}",
+                                                              file=sys.stderr, flush=True))
+    except ReachError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     failed = [i for i, r in executed.items() if r["verdict"] != "pass"]
     sites = unreached(executed)
     for s in sites:

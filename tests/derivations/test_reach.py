@@ -79,3 +79,27 @@ def test_the_quick_audit_executes_every_mutation_site(tmp_path):
     assert all(r["verdict"] == "pass" for r in executed.values())
     missing = reach.unreached(executed)
     assert missing == [], "\n".join(str(s) for s in missing)
+
+
+def test_a_crashed_traced_audit_is_one_line_and_exit_1(monkeypatch, capsys, tmp_path):
+    from derivations.cli import main
+
+    def crash(*a, **k):
+        raise reach.ReachError("reach: the traced audit of fft_over crashed: ZeroDivisionError")
+
+    monkeypatch.setattr(reach, "executed_lines", crash)
+    assert main(["mutate", "--reach", "--json", str(tmp_path / "r.json")]) == 1
+    err = capsys.readouterr().err
+    assert "crashed: ZeroDivisionError" in err and "Traceback" not in err
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_a_child_that_prints_no_result_raises_reach_error(monkeypatch):
+    import subprocess
+
+    class Done:
+        stdout, stderr = "nothing here\n", "boom: KeyError('x')\n"
+
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: Done())
+    with pytest.raises(reach.ReachError, match="crashed: boom"):
+        reach._child("fft_over", True, 0, mutate.ROOT, 5)
