@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import inspect
 import time
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Callable
 
 JUSTIFICATION_KINDS = ("definition", "algebra", "lemma", "expectation", "inequality",
@@ -134,45 +134,103 @@ class Certificate:
                 "seconds": round(self.seconds, 4), "summary": self.summary}
 
 
-# The keys a derivation's ``extra`` may carry, each with what reads it -- one commented place
-# (a misspelt key would silently switch a check off, so an unknown key is refused).
-EXTRA_KEYS: dict[str, str] = {
-    # --- integrity (derivations/integrity.py) ---
-    "truth": "Truth(s): numeric implementations tied to their SymPy expressions (source_of_truth)",
-    "truth_statement": "False: the statement's right side is not compared with `formula` "
-                       "(it is tied by `truth` entries instead)",
-    "truth_env": "(Params, dps) -> {symbol: value}: extra values the statement's Truth needs",
-    "truth_domain": "Params -> bool: where the statement's Truth applies (its own condition)",
-    "symbol_values": "{symbol name: SymPy expr}: scalar symbols of the statement defined by "
-                     "expressions, for the Truth's evaluation",
-    "no_closed_form": "reason: the statement has no closed form to tie to `formula`",
-    "regions": "{name: Params -> bool}: regions the check points must visit (generic_points)",
-    "step_regions": "{name: (step id, Params -> bool)}: regions a step's points must visit",
-    "generic_exempt": "{rule: reason}: genericity rules the mathematics does not allow",
-    "chain": "step ids whose composition must end in the statement (chain)",
-    "chain_exempt": "reason: the statement is checked directly, not through a chain of steps",
-    "homogeneity_exempt": "{step id: reason}: relations waived from the homogeneity check",
-    "integrity_waivers": "{check name: reason}: integrity checks waived, with the reason",
-    # --- checkers ---
-    "statement_options": "options of the statement's checker (search spaces, iterations...)",
-    "pieces_mc": "(Params, trials, gen, device, variant) -> (lhs, rhs[, scale]): checker pieces_mc",
-    "route_samples": "(Params, trials, gen, device) -> samples: route B of checker two_routes",
-    "leading": "Params -> coefficient: the series checker's leading coefficient",
-    "convergence": "(cfg, formula) -> rows: the convergence study of an asymptotic statement",
-    "fixed_point": "(Params, dps, perturb) -> root and residual: checker fixed_point",
-    "value_points": "cfg -> [Params]: points of checker value_e2e",
-    "simulate_raw": "the raw-data simulator beside a fast sampler (first end-to-end point)",
-    "regime": "'over' | 'under': the samplers' certification regime",
-    # --- command line and report ---
-    "evaluate_details": "Params -> dict: what `evaluate` prints beside the value",
-    "value_label": "what `evaluate`'s value is, when it is not the statement's right side",
-    "simulate_trials": "the default number of data sets of `simulate`",
-    "report_sweep": "the report's one-parameter sweep of this derivation",
-    "display_names": "{symbol: LaTeX}: names the report shows for this derivation's symbols",
-    "display_names_note": "a sentence explaining display_names",
-    "answers": "{referee question: answer}: the derivation's answers in the referee section",
-    "sources": "extra source files whose content keys the report's cache of this derivation",
-}
+def _hook(doc: str, default=None, factory=None):
+    if factory is not None:
+        return field(default_factory=factory, metadata={"doc": doc})
+    return field(default=default, metadata={"doc": doc})
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """A derivation's optional hooks, typed, each with what reads it and its default when the
+    derivation does not set it -- one commented place.  A derivation passes them as a dict
+    (``extra={...}``); an unknown key is refused with a suggestion (a misspelt key would
+    silently switch a check off).  Read them as attributes (``der.extra.truth``)."""
+
+    truth: Any = _hook("Truth(s): numeric implementations tied to their SymPy expressions (source_of_truth)",
+                  default=())
+    truth_statement: Any = _hook("False: the statement's right side is not compared with `formula` " "(it is tied by `truth` entries instead)",
+                  default=True)
+    truth_env: Any = _hook("(Params, dps) -> {symbol: value}: extra values the statement's Truth needs",
+                  default=None)
+    truth_domain: Any = _hook("Params -> bool: where the statement's Truth applies (its own condition)",
+                  default=None)
+    symbol_values: Any = _hook("{symbol name: SymPy expr}: scalar symbols of the statement defined by " "expressions, for the Truth's evaluation",
+                  factory=dict)
+    no_closed_form: Any = _hook("reason: the statement has no closed form to tie to `formula`",
+                  default=None)
+    regions: Any = _hook("{name: Params -> bool}: regions the check points must visit (generic_points)",
+                  factory=dict)
+    step_regions: Any = _hook("{name: (step id, Params -> bool)}: regions a step's points must visit",
+                  factory=dict)
+    generic_exempt: Any = _hook("{rule: reason}: genericity rules the mathematics does not allow",
+                  factory=dict)
+    chain: Any = _hook("step ids whose composition must end in the statement (chain)",
+                  default=None)
+    chain_exempt: Any = _hook("reason: the statement is checked directly, not through a chain of steps",
+                  default=None)
+    homogeneity_exempt: Any = _hook("{step id: reason}: relations waived from the homogeneity check",
+                  factory=dict)
+    integrity_waivers: Any = _hook("{check name: reason}: integrity checks waived, with the reason",
+                  factory=dict)
+    statement_options: Any = _hook("options of the statement's checker (search spaces, iterations...)",
+                  factory=dict)
+    pieces_mc: Any = _hook("(Params, trials, gen, device, variant) -> (lhs, rhs[, scale]): checker pieces_mc",
+                  default=None)
+    route_samples: Any = _hook("(Params, trials, gen, device) -> samples: route B of checker two_routes",
+                  default=None)
+    leading: Any = _hook("Params -> coefficient: the series checker's leading coefficient",
+                  default=None)
+    convergence: Any = _hook("(cfg, formula) -> rows: the convergence study of an asymptotic statement",
+                  default=None)
+    fixed_point: Any = _hook("(Params, dps, perturb) -> root and residual: checker fixed_point",
+                  default=None)
+    value_points: Any = _hook("cfg -> [Params]: points of checker value_e2e",
+                  default=None)
+    simulate_raw: Any = _hook("the raw-data simulator beside a fast sampler (first end-to-end point)",
+                  default=None)
+    regime: Any = _hook("'over' | 'under': the samplers' certification regime",
+                  default=None)
+    evaluate_details: Any = _hook("Params -> dict: what `evaluate` prints beside the value",
+                  default=None)
+    value_label: Any = _hook("what `evaluate`'s value is, when it is not the statement's right side",
+                  default=None)
+    simulate_trials: Any = _hook("the default number of data sets of `simulate`",
+                  default=20000)
+    report_sweep: Any = _hook("the report's one-parameter sweep of this derivation",
+                  default=None)
+    display_names: Any = _hook("{symbol: LaTeX}: names the report shows for this derivation's symbols",
+                  default=())
+    display_names_note: Any = _hook("a sentence explaining display_names",
+                  default="")
+    answers: Any = _hook("{referee question: answer}: the derivation's answers in the referee section",
+                  factory=dict)
+    sources: Any = _hook("extra source files whose content keys the report's cache of this derivation",
+                  default=())
+
+    def items(self):
+        """The hooks this derivation sets (different from their defaults), as (name, value)."""
+        for f in fields(self):
+            v = getattr(self, f.name)
+            dflt = f.default_factory() if f.default_factory is not MISSING else f.default
+            if v is not dflt and v != dflt:
+                yield f.name, v
+
+    @classmethod
+    def from_dict(cls, owner: str, values: dict) -> "Hooks":
+        import difflib
+
+        for key in values:
+            if key not in EXTRA_KEYS:
+                near = difflib.get_close_matches(key, EXTRA_KEYS, n=1)
+                raise ValueError(f"derivation {owner}: unknown extra key {key!r}"
+                                 + (f" (did you mean {near[0]!r}?)" if near else "")
+                                 + "; the known keys are the fields of derivations.core.Hooks")
+        return cls(**values)
+
+
+# name -> what reads it (the fields of ``Hooks``)
+EXTRA_KEYS: dict[str, str] = {f.name: f.metadata["doc"] for f in fields(Hooks)}
 
 
 @dataclass
@@ -194,23 +252,20 @@ class Derivation:
     check_points: Callable                # ctx -> [Params] for the end-to-end check
     summary: str = ""                     # one paragraph for the report
     references: tuple = ()
-    extra: dict = field(default_factory=dict)   # hooks, by the keys of EXTRA_KEYS
+    extra: Any = field(default_factory=dict)    # a dict of hooks, made ``Hooks`` on creation
     module: Any = None                    # filled by the registry (for cache keys)
     # machine-readable scalar assumptions (SymPy relations, e.g. ``n > d + 1``): the formal
     # checker's hypotheses, beside the registry's symbol assumptions
     scalar_assumptions: tuple = ()
 
     def __post_init__(self):
-        import difflib
-
         import sympy as sp
 
-        for key in self.extra:
-            if key not in EXTRA_KEYS:
-                near = difflib.get_close_matches(key, EXTRA_KEYS, n=1)
-                raise ValueError(f"derivation {self.id}: unknown extra key {key!r}"
-                                 + (f" (did you mean {near[0]!r}?)" if near else "")
-                                 + "; the known keys are derivations.core.EXTRA_KEYS")
+        if isinstance(self.extra, dict):
+            self.extra = Hooks.from_dict(self.id, self.extra)
+        elif not isinstance(self.extra, Hooks):
+            raise TypeError(f"derivation {self.id}: extra must be a dict or Hooks, "
+                            f"got {type(self.extra).__name__}")
 
         for a in self.scalar_assumptions:
             if not isinstance(a, (sp.core.relational.Relational, sp.And)):

@@ -99,12 +99,12 @@ def point_sets(der, cfg) -> list[dict]:
                 add(f"step {step.id}", opts.get("params", der.hp_params), names)
             elif c == "lora_train":
                 add(f"step {step.id}", opts.get("train_params", der.hp_params), names)
-    st_opts = der.extra.get("statement_options", {})
+    st_opts = der.extra.statement_options
     for c in der.statement.checks:
         if c in STATEMENT_SIMULATORS:
             add("statement", der.check_points, every, statement=True)
         elif c == "value_e2e":
-            add("statement (value)", der.extra.get("value_points", der.check_points), every,
+            add("statement (value)", (der.extra.value_points or der.check_points), every,
                 statement=True)
         elif c in ("stmt_ineq", "ineq"):
             add("statement", st_opts.get("ineq_params", der.hp_params), every)
@@ -187,7 +187,7 @@ def _rules(der, entry) -> list[dict]:
          relevant="Delta" in names)
     rule("rank r >= 2", lambda p: p.r >= 2, lambda p: [{"r": 2}, {"r": 2, "shift_sv": (3.0, 1.7)}],
          relevant="r" in names)
-    for name, (sid, pred) in der.extra.get("step_regions", {}).items():
+    for name, (sid, pred) in der.extra.step_regions.items():
         if f"step {sid}" in entry["users"]:
             hit = [p for p in pts if pred(p)]
             rules.append({"rule": f"region of step {sid}: {name}", "holds": bool(hit),
@@ -198,7 +198,7 @@ def _rules(der, entry) -> list[dict]:
              lambda p: [{"k": _side(p) + 1}, {"k": _side(p) + 3}])
         rule("output dimension k below the sample side", lambda p: p.k < _side(p),
              lambda p: [{"k": _side(p) - 1}, {"k": max(1, _side(p) - 3)}])
-        for name, pred in der.extra.get("regions", {}).items():
+        for name, pred in der.extra.regions.items():
             hit = [p for p in pts if pred(p)]
             rules.append({"rule": f"region: {name}", "holds": bool(hit), "applies": True,
                           "witness": hit[0].as_dict() if hit else None, "admitted_variant": None})
@@ -209,7 +209,7 @@ def check_generic(der, cfg) -> Certificate:
     """``extra["generic_exempt"] = {rule: reason}`` waives a rule the derivation's mathematics
     does not see (reported in the evidence, never silently)."""
     rows, bad = [], []
-    exempt = der.extra.get("generic_exempt", {})
+    exempt = der.extra.generic_exempt
     for entry in point_sets(der, cfg):
         for r in _rules(der, entry):
             if not r["applies"]:
@@ -280,7 +280,7 @@ def _truth_env(der, truth: Truth, point, dps):
         needed = tuple((nm, e) for nm, e in der.definitions if nm in used and nm not in env)
         env = ev.evaluate_definitions(needed, env, backend)
         # scalar symbols of the statement defined by SymPy expressions (e.g. ||Delta*||_F^2)
-        for nm, e in der.extra.get("symbol_values", {}).items():
+        for nm, e in der.extra.symbol_values.items():
             env[nm] = ev.evaluate(e, env, backend)
         return env
     env = {k: (mp.mpf(v) if isinstance(v, (int, float)) else v) for k, v in dict(point).items()}
@@ -290,18 +290,18 @@ def _truth_env(der, truth: Truth, point, dps):
 
 
 def truths(der) -> list[Truth]:
-    declared = list(der.extra.get("truth", ()))
-    if der.extra.get("truth_statement", True) and not der.extra.get("no_closed_form") \
+    declared = list(der.extra.truth)
+    if der.extra.truth_statement and not der.extra.no_closed_form \
             and not ops.contains_expectation(der.statement.rhs):
         declared.insert(0, Truth("statement right-hand side vs formula", der.statement.rhs,
-                                 der.formula, env=der.extra.get("truth_env")))
+                                 der.formula, env=der.extra.truth_env))
     return declared
 
 
 def check_truth(der, cfg) -> Certificate:
     pairs = truths(der)
     if not pairs:
-        reason = der.extra.get("no_closed_form")
+        reason = der.extra.no_closed_form
         if reason:
             return Certificate("source_of_truth", "pass", {"no_closed_form": reason}, 0.0,
                                f"no closed form to compare with: {reason}")
@@ -315,7 +315,7 @@ def check_truth(der, cfg) -> Certificate:
         for t in pairs:
             pts = t.points(cfg) if t.points is not None else random_points(der, cfg, count, t.name)
             gaps = []
-            domain = der.extra.get("truth_domain")      # the statement's own condition
+            domain = der.extra.truth_domain      # the statement's own condition
             for pt in pts:
                 if domain is not None and isinstance(pt, Params) and not domain(pt):
                     continue                             # the bound is not claimed there
@@ -384,8 +384,8 @@ def _same(a, b) -> bool:
 def check_chain(der, cfg=None) -> Certificate:
     st = der.statement
     target = strip_expectations(st.rhs)
-    exempt = der.extra.get("chain_exempt")
-    chain = der.extra.get("chain")
+    exempt = der.extra.chain_exempt
+    chain = der.extra.chain
     if chain:
         expr = strip_expectations(st.lhs)
         trail = [sp.sstr(expr)[:200]]
@@ -469,7 +469,7 @@ def check_homogeneity(der, cfg) -> Certificate:
     (normalised variables such as ``x``, solved fixed points) or are asymptotic are reported as
     not measured; ``extra["homogeneity_exempt"]`` ({step id: reason}) waives one with its
     reason."""
-    exempt = der.extra.get("homogeneity_exempt", {})
+    exempt = der.extra.homogeneity_exempt
     rows, bad = [], []
     with mp.workdps(cfg.dps):
         tiny = mp.mpf(10) ** (-(cfg.dps // 2))
@@ -553,7 +553,7 @@ def run_integrity(der, cfg) -> list[Certificate]:
                                                    "traceback": traceback.format_exc(limit=4)},
                                    0.0, f"error: {exc}")
         cert.seconds = t.seconds
-        reason = der.extra.get("integrity_waivers", {}).get(name)
+        reason = der.extra.integrity_waivers.get(name)
         if reason and cert.verdict != "pass":
             # a declared, visible waiver: shown as "waived" with its reason and the finding,
             # never as a pass (derivation modules that landed before this check was written)

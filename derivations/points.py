@@ -16,9 +16,9 @@ def evaluate_point(der_id: str, params) -> dict:
     check_point(params.d, params.k, params.n, f"evaluate {der.id}")
     value = float(der.formula(params))
     out = {"id": der.id, "kind": der.kind, "params": params.as_dict(), "value": value}
-    if der.extra.get("value_label"):
-        out["value_label"] = der.extra["value_label"]
-    extra = der.extra.get("evaluate_details")
+    if der.extra.value_label:
+        out["value_label"] = der.extra.value_label
+    extra = der.extra.evaluate_details
     if extra:
         out["details"] = extra(params)
     return out
@@ -40,7 +40,7 @@ def simulate_point(der_id: str, params, trials: int | None, seed: int, device="a
     if der.simulate is None:
         raise InputError(f"derivation {der_id!r} has no simulator")
     if trials is None:   # a derivation whose simulation is costly says how many are sensible
-        trials = int(der.extra.get("simulate_trials", 20000))
+        trials = int(der.extra.simulate_trials)
     if trials < 2:
         raise InputError(f"--trials must be at least 2, got {trials}")
     from numeric.memory import check_simulation

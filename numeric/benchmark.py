@@ -122,7 +122,7 @@ def bench_mc(device, repeat):
 
     from numeric import samplers
     from numeric.device import describe, generator, resolve
-    from numeric.lora_train import single_thread
+    from numeric.device import single_thread
     from numeric.params import make_params
 
     dev = resolve(device)

@@ -80,12 +80,12 @@ def simulate_risk(params, fit, trials: int, gen, device="cpu", chunk: int = 4000
 
     The data are drawn from the instance of ``params`` (fixed ``Sigma`` and ``Delta*``), so this
     is the end-to-end simulation of fine-tuning: sample data, fit, measure the exact risk.
-    One CPU thread (``numeric.lora_train.single_thread``): with two, the batched solves nest
+    One CPU thread (``numeric.device.single_thread``): with two, the batched solves nest
     OpenMP regions (torch over the batch, MKL inside), which on a loaded 2-core machine stalled
     the full audit's raw ``fft_under_general`` convergence for over half an hour.
     """
     from .instances import torch_instance
-    from .lora_train import single_thread
+    from .device import single_thread
 
     inst = torch_instance(params, device)
     out = []

@@ -175,7 +175,7 @@ def run(grid: Grid | str = "quick", seed: int = 0, device="cpu", progress=None) 
         from zlib import crc32
 
         gen = generator((crc32(repr(sorted(c.items())).encode()) + 7919 * seed) & 0x7FFFFFFF)
-        from .lora_train import single_thread
+        from .device import single_thread
 
         with torch.no_grad(), single_thread(dev):     # small batched SVDs: 1 thread is faster
             rl, rf = paired_risks(c, grid.seeds, gen, dev)

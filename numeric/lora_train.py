@@ -16,13 +16,12 @@ a CPU generator (same seed, same numbers everywhere).  Step sizes are set from t
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 
 from . import estimators
-from .device import generator, randn
+from .device import generator, randn, single_thread
 from .errors import InputError
 from .instances import torch_instance
 from .stats import summarize
@@ -32,20 +31,6 @@ def _t(a):
     return a.transpose(-1, -2)
 
 
-@contextmanager
-def single_thread(device):
-    """Tiny batched matrices on a CPU: intra-op threading only adds synchronisation (measured
-    ~50x slower per step with 2 threads on a busy 2-core machine), so run on one thread and
-    restore the setting afterwards."""
-    dev = torch.device(device)
-    old = torch.get_num_threads()
-    if dev.type == "cpu" and old != 1:
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        if torch.get_num_threads() != old:
-            torch.set_num_threads(old)
 
 
 def loss(X, R, Delta):

@@ -277,7 +277,7 @@ def simulate_ranks(params, trials: int, gen, device="cpu", *, path="auto", ranks
 
     from .estimators import sample_data
     from .instances import torch_instance
-    from .lora_train import single_thread
+    from .device import single_thread
 
     regime = regime_of(params)
     if path == "auto":

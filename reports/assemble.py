@@ -94,7 +94,7 @@ def assemble(b: Build):
             failures.append(f"section {sec.id}: {view['error_line']}")
         sec_views.append(view)
 
-    der_answers = {der.id: dict(der.extra.get("answers", {})) for der in ders}
+    der_answers = {der.id: dict(der.extra.answers) for der in ders}
     referee = referee_view(sec_views, der_views, der_answers, partial=bool(opts.only))
 
     n_pass = sum(d["verdict"] == "pass" for d in der_views)

@@ -188,7 +188,7 @@ def environment_key(cfg, device) -> dict:
 def derivation_key(der, cfg, device) -> tuple[str, dict]:
     """(hash, ingredients) of a derivation's audit result."""
     own = der.module.__name__ if der.module is not None else None
-    extra_sources = tuple(der.extra.get("sources", ()))
+    extra_sources = tuple(der.extra.sources)
     deps = project_dependencies(*( [own] if own else []), *ENGINE_MODULES, *plugin_modules(),
                                 *extra_sources)
     # ``own`` stays among the dependencies: ``own_source`` is what ``Derivation.source_text``
@@ -198,7 +198,7 @@ def derivation_key(der, cfg, device) -> tuple[str, dict]:
         "id": der.id,
         "own_source": _sha(der.source_text()),
         "dependencies": source_hashes(deps),
-        "report_sweep": repr(der.extra.get("report_sweep")),
+        "report_sweep": repr(der.extra.report_sweep),
         **environment_key(cfg, device),
     }
     return _sha(json.dumps(ingredients, sort_keys=True, default=str)), ingredients

@@ -273,7 +273,7 @@ def named_display(lhs, rel, rhs, names=()) -> tuple:
 
 def derivation_view(der, result: dict, sweep: dict | None, figures: dict) -> dict:
     st = der.statement
-    names = tuple(der.extra.get("display_names", ()))
+    names = tuple(der.extra.display_names)
     statement, where = named_display(st.lhs, st.rel, st.rhs, names)
     used = dict(where)                     # every name of the statement or a step, defined once
     steps = []
@@ -329,7 +329,7 @@ def derivation_view(der, result: dict, sweep: dict | None, figures: dict) -> dic
         "definitions": [_definition_latex(n, e) for n, e in der.definitions],
         "statement": statement,
         "statement_where": [used[tex] for _, tex, _ in names if tex in used],
-        "names_note": der.extra.get("display_names_note", "") if used else "",
+        "names_note": der.extra.display_names_note if used else "",
         "conditions": list(st.conditions),
         "statement_certificates": [certificate_view(c) for c in result["statement"]["certificates"]],
         "steps": steps,

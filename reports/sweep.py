@@ -29,7 +29,7 @@ from numeric.stats import simulate_and_compare
 
 
 def sweep_spec(der) -> dict | None:
-    spec = der.extra.get("report_sweep")
+    spec = der.extra.report_sweep
     if spec is None:
         return None
     if not isinstance(spec, dict) or not {"param", "values", "base"} <= set(spec):

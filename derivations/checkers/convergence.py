@@ -77,7 +77,7 @@ def judge(rows, cfg) -> tuple[str, str, dict]:
 
 @checker("convergence")
 def check_convergence(statement, derivation, cfg, formula=None) -> Certificate:
-    fn = derivation.extra.get("convergence")
+    fn = derivation.extra.convergence
     if fn is None:
         raise KeyError(f"{derivation.id} declares no extra['convergence'] hook")
     rows = fn(cfg, formula=formula)

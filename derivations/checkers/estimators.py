@@ -38,12 +38,12 @@ def check_two_sample(statement, derivation, cfg, formula=None) -> Certificate:
     """``E route_A = E route_B`` by two independent Monte Carlo samples.
 
     Route A is ``derivation.simulate`` (the estimator, ``numeric.estimators``); route B is
-    ``derivation.extra["route_samples"]`` (the decomposition), or ``formula`` -- a control's
+    ``derivation.extra.route_samples`` (the decomposition), or ``formula`` -- a control's
     wrong variant with the same signature ``(params, trials, gen, device) -> samples``.
     Pass iff ``|z| <= Z_PASS`` everywhere and the smallest detectable relative difference is at
     most ``cfg.max_detectable``."""
     device = resolve(cfg.device)
-    route = formula or derivation.extra["route_samples"]
+    route = formula or derivation.extra.route_samples
     # two independent samples: twice the draws of a paired check keep the same power
     trials = 2 * cfg.mc_trials
     rows = []

@@ -438,8 +438,8 @@ def _check_expectation(step, derivation, cfg) -> Certificate:
 @checker("ineq")
 def check_inequality(step, derivation, cfg, formula=None) -> Certificate:
     """Also usable as a statement checker: a ``Statement`` is checked as a step with id
-    ``"statement"`` and options ``derivation.extra["statement_options"]``."""
-    from numeric.lora_train import single_thread
+    ``"statement"`` and options ``derivation.extra.statement_options``."""
+    from numeric.device import single_thread
 
     from ..core import Justification, Statement, Step
 
@@ -448,7 +448,7 @@ def check_inequality(step, derivation, cfg, formula=None) -> Certificate:
             raise ValueError("the inequality checker has no formula to replace; target a step")
         step = Step("statement", step.lhs, step.rel, step.rhs,
                     Justification("inequality", "the derivation's statement"), ("ineq",),
-                    options=derivation.extra.get("statement_options", {}))
+                    options=derivation.extra.statement_options)
     _sides(step)  # refuses '=' and '~'
     with single_thread(resolve(cfg.device)):   # tiny matrices: threads only add overhead
         if ops.contains_expectation(step.lhs) or ops.contains_expectation(step.rhs):

@@ -2,14 +2,14 @@
 
 * ``stmt_ineq``  -- a bound *statement* checked like every inequality step: it is turned into a
   step and handed to the ``ineq`` checker (random instances + adversarial search over
-  ``derivation.extra["statement_options"]``, worst ratio reported);
+  ``derivation.extra.statement_options``, worst ratio reported);
 * ``stmt_hp``    -- a pointwise identity statement checked at high precision (``hp`` checker);
 * ``series_hp``  -- ``lhs ~ c eps^2``: on random instances the exact bias (SVD path, mpmath at
   ``cfg.dps`` digits) divided by ``eps^2`` must approach the claimed coefficient like
   ``eps^2``; a statement control's ``formula`` replaces the coefficient function
-  ``params -> c`` (``derivation.extra["leading"]`` otherwise);
+  ``params -> c`` (``derivation.extra.leading`` otherwise);
 * ``pieces_mc``  -- an expectation identity between an estimator's mean risk and a sum of
-  pieces simulated on *independent* draws (``derivation.extra["pieces_mc"]``); a statement
+  pieces simulated on *independent* draws (``derivation.extra.pieces_mc``); a statement
   control's ``formula`` is passed to that hook as the variant to test (e.g. a piece dropped).
 """
 from __future__ import annotations
@@ -32,7 +32,7 @@ def _as_step(statement, derivation, checks):
     return Step("statement", statement.lhs, statement.rel, statement.rhs,
                 Justification("inequality" if statement.rel != "=" else "algebra",
                               "the statement itself"), checks,
-                options=dict(derivation.extra.get("statement_options", {})))
+                options=dict(derivation.extra.statement_options))
 
 
 @checker("stmt_ineq")
@@ -58,7 +58,7 @@ def check_statement_hp(statement, derivation, cfg, formula=None) -> Certificate:
 
 
 def statement_options_hp(derivation):
-    opts = derivation.extra.get("statement_options", {})
+    opts = derivation.extra.statement_options
     return {k: v for k, v in opts.items() if k == "hp_params"}
 
 
@@ -67,7 +67,7 @@ def check_series(statement, derivation, cfg, formula=None) -> Certificate:
     from numeric import instances
     from numeric import misalignment as mis
 
-    coef_fn = formula or derivation.extra["leading"]
+    coef_fn = formula or derivation.extra.leading
     scales = (1e-2, 1e-4, 1e-6)
     rows = []
     with mp.workdps(cfg.dps):
@@ -99,7 +99,7 @@ def check_series(statement, derivation, cfg, formula=None) -> Certificate:
 @checker("pieces_mc")
 def check_pieces(statement, derivation, cfg, formula=None) -> Certificate:
     device = resolve(cfg.device)
-    hook = derivation.extra["pieces_mc"]
+    hook = derivation.extra.pieces_mc
     rows = []
     for i, p in enumerate(derivation.check_points(cfg)):
         gen = generator(stable_seed(cfg.seed, derivation.id, "pieces", i))
@@ -137,7 +137,7 @@ def check_value_end_to_end(statement, derivation, cfg, formula=None) -> Certific
     the statement's other checks only."""
     from .montecarlo import check_end_to_end
 
-    points = derivation.extra.get("value_points")
+    points = derivation.extra.value_points
     if points is not None:
         from dataclasses import replace as _replace
 

@@ -157,7 +157,7 @@ def end_to_end_points(derivation, cfg, formula=None):
     ``cfg.fast_trials`` data sets and must detect ``cfg.fast_max_detectable``."""
     device = resolve(cfg.device)
     formula = formula or derivation.formula
-    raw = derivation.extra.get("simulate_raw")
+    raw = derivation.extra.simulate_raw
     rows = []
     for i, p in enumerate(derivation.check_points(cfg)):
         gen = generator(stable_seed(cfg.seed, derivation.id, "e2e", i))

@@ -43,7 +43,7 @@ def keep_minus_drop(p, regime, trials, gen, device, chunk=200):
     """Paired samples of ``R(LoRA rank 2) - R(LoRA rank 1)`` on the same data sets."""
     import torch
 
-    from numeric.lora_train import single_thread
+    from numeric.device import single_thread
 
     fit = estimators.lora_over if regime == "over" else estimators.lora_under
     inst = torch_instance(p, device)

@@ -30,7 +30,7 @@ def _spiked_sim(xv, bv, m, trials, seed):
     The signal's singular vectors can be taken as ``e1`` because ``Z`` is orthogonally invariant.
     Returns per-draw ``(yhat, cos^2 on the m side, cos^2 on the N side)`` as numpy arrays.
     """
-    from numeric.lora_train import single_thread
+    from numeric.device import single_thread
 
     N = int(round(m / bv))
     gen = generator(seed)

@@ -114,7 +114,7 @@ def _simulate(regime, path="fast"):
     def simulate(p, trials, gen, device):
         import torch
 
-        from numeric.lora_train import single_thread
+        from numeric.device import single_thread
 
         _validate(regime)(p)
         with single_thread(device), torch.no_grad():    # batched small matrices: 1 thread is faster

@@ -31,6 +31,7 @@ a division-free form that is equivalent where the conditions hold and trivially 
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -400,7 +401,9 @@ DERIVATIONS = [first, second]
 
 # -- display only (issue 15): the report names the long parts of the second-order statement and
 # its steps ("where h := ...") instead of shrinking them; the audited expressions are unchanged.
-second.extra["display_names"] = (("h", "h", h), ("dplus", r"\delta_+", gpos),
-                                 ("Kdelta", r"\bar K", K_delta), ("room", r"\omega", room))
-second.extra["display_names_note"] = (r"The $K$ of the conditions is $\bar K/\delta_+$ "
-                                      r"(for $\delta > 0$), and $s_r = \sigma_r(\Delta^*)$.")
+second.extra = dataclasses.replace(
+    second.extra,
+    display_names=(("h", "h", h), ("dplus", r"\delta_+", gpos), ("Kdelta", r"\bar K", K_delta),
+                   ("room", r"\omega", room)),
+    display_names_note=(r"The $K$ of the conditions is $\bar K/\delta_+$ "
+                        r"(for $\delta > 0$), and $s_r = \sigma_r(\Delta^*)$."))

@@ -235,7 +235,7 @@ def simulate(p, trials, gen, device):
 def _simulate(p, trials, gen, device):
     import torch
 
-    from numeric.lora_train import single_thread
+    from numeric.device import single_thread
 
     validate(p)
     out = []

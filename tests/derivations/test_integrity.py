@@ -23,7 +23,7 @@ def test_every_derivation_passes_its_integrity_checks(quick_cfg, der_id):
     certs = run_integrity(der, quick_cfg)
     bad = [(c.method, c.summary) for c in certs if c.verdict not in ("pass", "waived")]
     assert not bad, bad
-    waivers = der.extra.get("integrity_waivers", {})
+    waivers = der.extra.integrity_waivers
     for c in certs:                  # a waiver is declared, carries its reason and the finding
         if c.verdict == "waived":
             assert c.method in waivers and c.evidence["waiver"] == waivers[c.method]
@@ -93,20 +93,20 @@ def test_formula_that_disagrees_with_the_statement_is_refused(quick_cfg):
 def test_a_per_component_cost_one_percent_off_is_refused(quick_cfg):
     """Below the convergence gate's resolution, but not below the source-of-truth check's."""
     der = get("lora_sharp_over")
-    truths = list(der.extra["truth"])
+    truths = list(der.extra.truth)
     keep = next(t for t in truths if t.name == "keep cost")
     off = replace(keep, value=lambda pt: 1.01 * sharp.spike_components(pt["x"], pt["beta"])["err_keep"])
-    cert = check_truth(replace(der, extra={**der.extra, "truth": [off]}), quick_cfg)
+    cert = check_truth(replace(der, extra=replace(der.extra, truth=[off])), quick_cfg)
     assert cert.verdict == "error" and "keep cost" in cert.summary
 
 
 def test_printed_bound_is_audited(quick_cfg):
     der = get("lora_bound_over")
-    names = [t.name for t in der.extra["truth"]]
+    names = [t.name for t in der.extra.truth]
     assert any("high-probability" in n for n in names)
-    hp = next(t for t in der.extra["truth"] if "high-probability" in n_(t))
+    hp = next(t for t in der.extra.truth if "high-probability" in n_(t))
     off = replace(hp, value=lambda p: 1.001 * hp.value(p))
-    cert = check_truth(replace(der, extra={**der.extra, "truth": [off]}), quick_cfg)
+    cert = check_truth(replace(der, extra=replace(der.extra, truth=[off])), quick_cfg)
     assert cert.verdict == "error"
 
 
@@ -139,7 +139,7 @@ def test_a_looser_valid_bound_is_refused_by_the_chain():
 
 def test_chain_with_a_step_that_does_not_apply_is_refused():
     der = get("lora_bound_over")
-    bad = replace(der, extra={**der.extra, "chain": ("decomposition", "gordon")})
+    bad = replace(der, extra=replace(der.extra, chain=("decomposition", "gordon")))
     assert check_chain(bad).verdict == "error"
 
 
@@ -181,8 +181,8 @@ def test_threshold_printed_by_evaluate_is_audited(quick_cfg, monkeypatch):
     real = sharp.effective_threshold
     monkeypatch.setattr(sharp, "effective_threshold",
                         lambda d, k, n, regime=None: real(d, k, n + 3, regime))
-    t = next(t for t in der.extra["truth"] if t.name.startswith("keep threshold at the finite"))
-    cert = check_truth(replace(der, extra={**der.extra, "truth": [t]}), quick_cfg)
+    t = next(t for t in der.extra.truth if t.name.startswith("keep threshold at the finite"))
+    cert = check_truth(replace(der, extra=replace(der.extra, truth=[t])), quick_cfg)
     assert cert.verdict == "error"
 
 
@@ -205,8 +205,8 @@ def test_noise_quantile_location_is_audited(quick_cfg, monkeypatch):
     der = get("lora_sharp_over")
     monkeypatch.setattr(sharp, "mp_noise_levels", lambda beta, m, count, quantiles=True:
                         sharp.mp_upper_quantile(beta, (np.arange(1, count + 1) + 0.5) / m))
-    t = [t for t in der.extra["truth"] if t.name.startswith("Marchenko")]
-    cert = check_truth(replace(der, extra={**der.extra, "truth": t}), quick_cfg)
+    t = [t for t in der.extra.truth if t.name.startswith("Marchenko")]
+    cert = check_truth(replace(der, extra=replace(der.extra, truth=t)), quick_cfg)
     assert cert.verdict == "error"
 
 

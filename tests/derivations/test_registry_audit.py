@@ -54,9 +54,28 @@ def test_an_unknown_extra_key_is_refused_with_a_suggestion():
 
     der = get("fft_over")
     with pytest.raises(ValueError, match=r"unknown extra key 'truht' \(did you mean 'truth'\?\)"):
-        dataclasses.replace(der, extra={**der.extra, "truht": ()})
+        dataclasses.replace(der, extra={"truht": ()})
     # every key a derivation uses is declared, with what reads it
     from derivations import registry
 
-    used = {k for d in registry().values() for k in d.extra}
+    used = {k for d in registry().values() for k, _ in d.extra.items()}
     assert used <= set(EXTRA_KEYS) and all(len(v) > 20 for v in EXTRA_KEYS.values())
+
+
+def test_hooks_are_typed_with_their_defaults_and_frozen():
+    import dataclasses
+
+    from derivations import get
+    from derivations.core import Hooks
+
+    h = Hooks()
+    assert h.truth == () and h.truth_statement is True and h.simulate_trials == 20000
+    assert h.statement_options == {} and h.chain is None and list(h.items()) == []
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        h.truth = ()
+    der = get("lora_sharp_over")
+    assert isinstance(der.extra, Hooks) and der.extra.truth          # passed as a dict
+    assert dict(der.extra.items())["truth"] == der.extra.truth
+    assert "simulate_trials" not in dict(der.extra.items())           # default: not listed
+    with pytest.raises(TypeError, match="extra must be a dict or Hooks"):
+        dataclasses.replace(der, extra=[("truth", ())])

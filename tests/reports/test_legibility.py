@@ -15,7 +15,7 @@ def _unname(expr, defs_by_symbol):
 def test_second_order_statement_is_named_in_parts_and_states_the_same_relation():
     from derivations.theorems import misalign_bounds as mb
 
-    st, names = mb.second.statement, mb.second.extra["display_names"]
+    st, names = mb.second.statement, mb.second.extra.display_names
     (lhs, rhs), defs = name_parts([st.lhs, st.rhs], names)
     syms = {s._tex: s for s in (lhs.free_symbols | rhs.free_symbols) | {
         x for _, e in defs for x in e.free_symbols} if isinstance(s, NamedPart)}

@@ -5,6 +5,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from derivations.core import Hooks
 from numeric.device import randn
 from numeric.errors import InputError
 from reports.sweep import run_sweep, sweep_spec
@@ -20,8 +21,8 @@ def toy(formula=lambda p: p.n / 2, shift=0.0, hole=None, **spec):
     def simulate(p, trials, gen, device):
         return p.n / 2 + shift + randn((trials,), gen, device)
 
-    return SimpleNamespace(id="toy", extra={"report_sweep": {"param": "n", "values": [10, 14],
-                                                             "base": BASE, **spec}},
+    return SimpleNamespace(id="toy", extra=Hooks(report_sweep={"param": "n", "values": [10, 14],
+                                                               "base": BASE, **spec}),
                            validate=validate, simulate=simulate, formula=formula)
 
 
@@ -61,9 +62,9 @@ def test_the_curve_skips_points_outside_the_domain_and_a_point_outside_is_an_err
 
 
 def test_no_hook_no_sweep_and_bad_hooks_refused():
-    assert sweep_spec(SimpleNamespace(id="x", extra={})) is None
+    assert sweep_spec(SimpleNamespace(id="x", extra=Hooks())) is None
     for spec, what in (({"param": "n"}, "must be a dict"),
                        ({"param": "zz", "values": [1, 2], "base": BASE}, "not a Params field"),
                        ({"param": "n", "values": [10], "base": BASE}, "at least two")):
         with pytest.raises(InputError, match=what):
-            sweep_spec(SimpleNamespace(id="x", extra={"report_sweep": spec}))
+            sweep_spec(SimpleNamespace(id="x", extra=Hooks(report_sweep=spec)))
