@@ -43,7 +43,7 @@ from numeric.params import make_params
 from symbolic.ops import Frob2, OpNorm, PInv, SigmaMin, SingVal, TruncSVD
 
 from numeric.seeds import stable_seed
-from ..common import Delta, Id, half, require, sym
+from ..common import MISALIGN_BIAS, MISALIGN_HEAD, Delta, Id, half, require, sym
 from ..core import Control, Derivation, Justification, Statement, Step, Truth
 
 ORDER = 61
@@ -54,12 +54,8 @@ r, eps, eta, b_r, beta, gap, K = (sym(x) for x in
                                   ("r", "eps", "eta", "b_r", "beta_mis", "delta_gap", "Kmis"))
 
 _common_defs = (
-    ("Astar", TruncSVD(Delta, r)),
-    ("Q", PInv(TruncSVD(Delta, r)) * TruncSVD(Delta, r)),
-    ("Qperp", Id - Q),
-    ("A_C", TruncSVD(Delta * C ** half, r) * C ** (-half)),
-    ("b_r", Frob2(Delta - Astar)),
-    ("beta_mis", Frob2(A_C - Delta) - b_r),
+    *MISALIGN_HEAD,
+    *MISALIGN_BIAS,
 )
 
 # ---------------------------------------------------------------------------- instances

@@ -21,10 +21,10 @@ import sympy as sp
 
 from numeric import misalignment as mis
 from numeric.params import make_params
-from symbolic.ops import Frob2, OpNorm, PInv, TruncSVD
+from symbolic.ops import Frob2, OpNorm
 
 from numeric.seeds import stable_seed
-from ..common import Delta, Id, half, require, sym
+from ..common import MISALIGN_HEAD, Delta, require, sym
 from ..core import Control, Derivation, Justification, Statement, Step, Truth
 from .misalign_bounds import GENERIC_EXEMPT
 
@@ -51,10 +51,7 @@ _A = _Dm * _Cm * _w * _w.T / (_w.T * _Cm * _w)[0]
 generic_bias = sum(x ** 2 for x in (_A - _Dm)) - b ** 2
 
 definitions = (
-    ("Astar", TruncSVD(Delta, r)),
-    ("Q", PInv(TruncSVD(Delta, r)) * TruncSVD(Delta, r)),
-    ("Qperp", Id - Q),
-    ("A_C", TruncSVD(Delta * C ** half, r) * C ** (-half)),
+    *MISALIGN_HEAD,
     ("sa", OpNorm(Delta)),
     ("sb", sp.sqrt(Frob2(Delta - Astar))),
     ("c11", sp.Trace(Q * C)),

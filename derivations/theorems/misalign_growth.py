@@ -39,10 +39,10 @@ import sympy as sp
 from numeric import misalignment as mis
 from numeric.instances import random_shape
 from numeric.params import make_params
-from symbolic.ops import Frob2, OpNorm, PInv, SigmaMin, SingVal, TruncSVD
+from symbolic.ops import Frob2, OpNorm, SigmaMin, SingVal, TruncSVD
 
 from numeric.seeds import stable_seed
-from ..common import Delta, Id, half, require, sym
+from ..common import MISALIGN_BIAS, MISALIGN_HEAD, Delta, Id, half, require, sym
 from ..core import Control, Derivation, Justification, Statement, Step, Truth
 
 ORDER = 62
@@ -53,12 +53,8 @@ r, b_r, beta = sym("r"), sym("b_r"), sym("beta_mis")
 et, tau2, m0, gamma0, rho = (sym(x) for x in ("etn", "tau2", "m0", "gamma0", "rho_g"))
 
 DEFS = (
-    ("Astar", TruncSVD(Delta, r)),
-    ("Q", PInv(TruncSVD(Delta, r)) * TruncSVD(Delta, r)),
-    ("Qperp", Id - Q),
-    ("A_C", TruncSVD(Delta * C ** half, r) * C ** (-half)),
-    ("b_r", Frob2(Delta - Astar)),
-    ("beta_mis", Frob2(A_C - Delta) - b_r),
+    *MISALIGN_HEAD,
+    *MISALIGN_BIAS,
     ("C0", Q * C * Q + Qperp * C * Qperp),
     ("etn", OpNorm(C0 ** (-half) * Qperp * C * Q * C0 ** (-half))),
     ("tau2", Frob2(Delta * Qperp * C * Q * C0 ** (-half))),
