@@ -51,8 +51,27 @@ def _factors(p: Params):
     return zu, zv, zs
 
 
+# mp_instance's results by (parameters, working precision in bits): an instance is a pure
+# function of both, and its Haar factors (QR in mpmath) are most of the cost of a high-precision
+# check; the audit asks for the same instance many times (steps, controls, integrity).
+_MP_CACHE: dict = {}
+_MP_CACHE_SIZE = 512
+
+
 def mp_instance(p: Params) -> dict:
-    """The fixed part of an instance as mpmath values (call inside ``mp.workdps``)."""
+    """The fixed part of an instance as mpmath values (call inside ``mp.workdps``).  Cached by
+    ``(p, mp.prec)``; every call gets its own copies of the matrices (callers may write)."""
+    key = (p, mp.mp.prec)
+    hit = _MP_CACHE.get(key)
+    if hit is None:
+        hit = _mp_instance(p)
+        if len(_MP_CACHE) >= _MP_CACHE_SIZE:
+            _MP_CACHE.pop(next(iter(_MP_CACHE)))          # the oldest entry
+        _MP_CACHE[key] = hit
+    return {k: (v.copy() if isinstance(v, mp.matrix) else v) for k, v in hit.items()}
+
+
+def _mp_instance(p: Params) -> dict:
     zu, zv, zs = _factors(p)
     u, v = _haar_mp(zu), _haar_mp(zv)
     sv = list(p.shift_sv) + [0.0] * (min(p.d, p.k) - len(p.shift_sv))

@@ -145,3 +145,23 @@ def test_random_shape_draws_a_proper_rank_and_a_sorted_spectrum():
     a = [random_shape(np.random.default_rng(1), 6, 5) for _ in range(3)]
     b = [random_shape(np.random.default_rng(1), 6, 5) for _ in range(3)]
     assert all(x[:3] == y[:3] and np.array_equal(x[3], y[3]) for x, y in zip(a, b))
+
+
+@pytest.mark.parametrize("dps", [30, 50, 80])
+def test_mp_instance_cache_gives_fresh_copies_of_the_exact_values(dps):
+    import mpmath as mp
+
+    from numeric import instances
+    from numeric.params import make_params
+
+    p = make_params(d=5, k=3, n=9, cov_eigs=(1, 2, 3, 4, 5), shift_sv=(2.0, 0.5), seed=11)
+    with mp.workdps(dps):
+        a = instances.mp_instance(p)
+        fresh = instances._mp_instance(p)
+        assert all(a[k] == fresh[k] for k in fresh)          # cached = computed, bit for bit
+        a["Delta"][0, 0] = 123                                 # a caller writing to its copy
+        assert instances.mp_instance(p)["Delta"][0, 0] == fresh["Delta"][0, 0]
+    with mp.workdps(dps + 20):                                 # the precision is in the key
+        finer = instances.mp_instance(p)
+        assert finer["Delta"][0, 0] != fresh["Delta"][0, 0]
+        assert abs(finer["Delta"][0, 0] - fresh["Delta"][0, 0]) < mp.mpf(10) ** (3 - dps)
