@@ -134,9 +134,10 @@ class Certificate:
                 "seconds": round(self.seconds, 4), "summary": self.summary}
 
 
-def _hook(doc: str, default=None, factory=None):
-    if factory is not None:
-        return field(default_factory=factory, metadata={"doc": doc})
+def _hook(default, doc: str):
+    """A field of ``Hooks``: its default (``dict``: a fresh empty dict) and what reads it."""
+    if default is dict:
+        return field(default_factory=dict, metadata={"doc": doc})
     return field(default=default, metadata={"doc": doc})
 
 
@@ -147,74 +148,73 @@ class Hooks:
     (``extra={...}``); an unknown key is refused with a suggestion (a misspelt key would
     silently switch a check off).  Read them as attributes (``der.extra.truth``)."""
 
-    truth: Any = _hook("Truth(s): numeric implementations tied to their SymPy expressions (source_of_truth)",
-                  default=())
-    truth_statement: Any = _hook("False: the statement's right side is not compared with `formula` " "(it is tied by `truth` entries instead)",
-                  default=True)
-    truth_env: Any = _hook("(Params, dps) -> {symbol: value}: extra values the statement's Truth needs",
-                  default=None)
-    truth_domain: Any = _hook("Params -> bool: where the statement's Truth applies (its own condition)",
-                  default=None)
-    symbol_values: Any = _hook("{symbol name: SymPy expr}: scalar symbols of the statement defined by " "expressions, for the Truth's evaluation",
-                  factory=dict)
-    no_closed_form: Any = _hook("reason: the statement has no closed form to tie to `formula`",
-                  default=None)
-    regions: Any = _hook("{name: Params -> bool}: regions the check points must visit (generic_points)",
-                  factory=dict)
-    step_regions: Any = _hook("{name: (step id, Params -> bool)}: regions a step's points must visit",
-                  factory=dict)
-    generic_exempt: Any = _hook("{rule: reason}: genericity rules the mathematics does not allow",
-                  factory=dict)
-    chain: Any = _hook("step ids whose composition must end in the statement (chain)",
-                  default=None)
-    chain_exempt: Any = _hook("reason: the statement is checked directly, not through a chain of steps",
-                  default=None)
-    homogeneity_exempt: Any = _hook("{step id: reason}: relations waived from the homogeneity check",
-                  factory=dict)
-    integrity_waivers: Any = _hook("{check name: reason}: integrity checks waived, with the reason",
-                  factory=dict)
-    statement_options: Any = _hook("options of the statement's checker (search spaces, iterations...)",
-                  factory=dict)
-    pieces_mc: Any = _hook("(Params, trials, gen, device, variant) -> (lhs, rhs[, scale]): checker pieces_mc",
-                  default=None)
-    route_samples: Any = _hook("(Params, trials, gen, device) -> samples: route B of checker two_routes",
-                  default=None)
-    leading: Any = _hook("Params -> coefficient: the series checker's leading coefficient",
-                  default=None)
-    convergence: Any = _hook("(cfg, formula) -> rows: the convergence study of an asymptotic statement",
-                  default=None)
-    fixed_point: Any = _hook("(Params, dps, perturb) -> root and residual: checker fixed_point",
-                  default=None)
-    value_points: Any = _hook("cfg -> [Params]: points of checker value_e2e",
-                  default=None)
-    simulate_raw: Any = _hook("the raw-data simulator beside a fast sampler (first end-to-end point)",
-                  default=None)
-    regime: Any = _hook("'over' | 'under': the samplers' certification regime",
-                  default=None)
-    evaluate_details: Any = _hook("Params -> dict: what `evaluate` prints beside the value",
-                  default=None)
-    value_label: Any = _hook("what `evaluate`'s value is, when it is not the statement's right side",
-                  default=None)
-    simulate_trials: Any = _hook("the default number of data sets of `simulate`",
-                  default=20000)
-    report_sweep: Any = _hook("the report's one-parameter sweep of this derivation",
-                  default=None)
-    display_names: Any = _hook("{symbol: LaTeX}: names the report shows for this derivation's symbols",
-                  default=())
-    display_names_note: Any = _hook("a sentence explaining display_names",
-                  default="")
-    answers: Any = _hook("{referee question: answer}: the derivation's answers in the referee section",
-                  factory=dict)
-    sources: Any = _hook("extra source files whose content keys the report's cache of this derivation",
-                  default=())
-
+    truth: Any = _hook((), "Truth(s): numeric implementations tied to their SymPy expressions "
+                           "(source_of_truth)")
+    truth_statement: Any = _hook(True, "False: the statement's right side is not compared with "
+                                       "`formula` (it is tied by `truth` entries instead)")
+    truth_env: Any = _hook(None, "(Params, dps) -> {symbol: value}: extra values the statement's "
+                                 "Truth needs")
+    truth_domain: Any = _hook(None, "Params -> bool: where the statement's Truth applies (its own "
+                                    "condition)")
+    symbol_values: Any = _hook(dict, "{symbol name: SymPy expr}: scalar symbols of the statement "
+                                     "defined by expressions, for the Truth's evaluation")
+    no_closed_form: Any = _hook(None, "reason: the statement has no closed form to tie to "
+                                      "`formula`")
+    regions: Any = _hook(dict, "{name: Params -> bool}: regions the check points must visit "
+                               "(generic_points)")
+    step_regions: Any = _hook(dict, "{name: (step id, Params -> bool)}: regions a step's points "
+                                    "must visit")
+    generic_exempt: Any = _hook(dict, "{rule: reason}: genericity rules the mathematics does not "
+                                      "allow")
+    chain: Any = _hook(None, "step ids whose composition must end in the statement (chain)")
+    chain_exempt: Any = _hook(None, "reason: the statement is checked directly, not through a "
+                                    "chain of steps")
+    homogeneity_exempt: Any = _hook(dict, "{step id: reason}: relations waived from the "
+                                          "homogeneity check")
+    integrity_waivers: Any = _hook(dict, "{check name: reason}: integrity checks waived, with the "
+                                         "reason")
+    statement_options: Any = _hook(dict, "options of the statement's checker (search spaces, "
+                                         "iterations...)")
+    pieces_mc: Any = _hook(None, "(Params, trials, gen, device, variant) -> (lhs, rhs[, scale]): "
+                                 "checker pieces_mc")
+    route_samples: Any = _hook(None, "(Params, trials, gen, device) -> samples: route B of checker"
+                                     " two_routes")
+    leading: Any = _hook(None, "Params -> coefficient: the series checker's leading coefficient")
+    convergence: Any = _hook(None, "(cfg, formula) -> rows: the convergence study of an asymptotic"
+                                   " statement")
+    fixed_point: Any = _hook(None, "(Params, dps, perturb) -> root and residual: checker "
+                                   "fixed_point")
+    value_points: Any = _hook(None, "cfg -> [Params]: points of checker value_e2e")
+    simulate_raw: Any = _hook(None, "the raw-data simulator beside a fast sampler (first end-to-"
+                                    "end point)")
+    regime: Any = _hook(None, "'over' | 'under': the samplers' certification regime")
+    evaluate_details: Any = _hook(None, "Params -> dict: what `evaluate` prints beside the value")
+    value_label: Any = _hook(None, "what `evaluate`'s value is, when it is not the statement's "
+                                   "right side")
+    simulate_trials: Any = _hook(20000, "the default number of data sets of `simulate`")
+    report_sweep: Any = _hook(None, "the report's one-parameter sweep of this derivation")
+    display_names: Any = _hook((), "{symbol: LaTeX}: names the report shows for this derivation's "
+                                   "symbols")
+    display_names_note: Any = _hook("", "a sentence explaining display_names")
+    answers: Any = _hook(dict, "{referee question: answer}: the derivation's answers in the "
+                               "referee section")
+    sources: Any = _hook((), "extra source files whose content keys the report's cache of this "
+                             "derivation")
     def items(self):
         """The hooks this derivation sets (different from their defaults), as (name, value)."""
         for f in fields(self):
             v = getattr(self, f.name)
             dflt = f.default_factory() if f.default_factory is not MISSING else f.default
-            if v is not dflt and v != dflt:
+            if v != dflt:
                 yield f.name, v
+
+    def need(self, name: str, owner: str):
+        """The hook ``name``, or a ``KeyError`` naming the derivation and the hook (a checker
+        that needs a hook the derivation does not set)."""
+        value = getattr(self, name)
+        if value is None:
+            raise KeyError(f"{owner} sets no extra[{name!r}] hook, which this check needs")
+        return value
 
     @classmethod
     def from_dict(cls, owner: str, values: dict) -> "Hooks":

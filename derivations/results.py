@@ -100,7 +100,7 @@ class DerivationResult:
 
     @property
     def formal_ok(self) -> bool:
-        return bool(self.formal.get("ok", True))
+        return self.formal.get("ok") is True      # no formal summary: not certified
 
     @property
     def verdict(self) -> str:

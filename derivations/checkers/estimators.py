@@ -43,7 +43,7 @@ def check_two_sample(statement, derivation, cfg, formula=None) -> Certificate:
     Pass iff ``|z| <= Z_PASS`` everywhere and the smallest detectable relative difference is at
     most ``cfg.max_detectable``."""
     device = resolve(cfg.device)
-    route = formula or derivation.extra.route_samples
+    route = formula or derivation.extra.need("route_samples", derivation.id)
     # two independent samples: twice the draws of a paired check keep the same power
     trials = 2 * cfg.mc_trials
     rows = []

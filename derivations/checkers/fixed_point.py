@@ -43,7 +43,7 @@ def _typeset_residual(step, values: dict, unknown: str, x, dps: int):
 
 @checker("fixed_point")
 def check_fixed_point(step, derivation, cfg, formula=None) -> Certificate:
-    fn = derivation.extra.fixed_point
+    fn = derivation.extra.need("fixed_point", derivation.id)
     perturb = step.options.get("perturb", 1)
     rows = []
     ok = True

@@ -67,7 +67,7 @@ def check_series(statement, derivation, cfg, formula=None) -> Certificate:
     from numeric import instances
     from numeric import misalignment as mis
 
-    coef_fn = formula or derivation.extra.leading
+    coef_fn = formula or derivation.extra.need("leading", derivation.id)
     scales = (1e-2, 1e-4, 1e-6)
     rows = []
     with mp.workdps(cfg.dps):
@@ -99,7 +99,7 @@ def check_series(statement, derivation, cfg, formula=None) -> Certificate:
 @checker("pieces_mc")
 def check_pieces(statement, derivation, cfg, formula=None) -> Certificate:
     device = resolve(cfg.device)
-    hook = derivation.extra.pieces_mc
+    hook = derivation.extra.need("pieces_mc", derivation.id)
     rows = []
     for i, p in enumerate(derivation.check_points(cfg)):
         gen = generator(stable_seed(cfg.seed, derivation.id, "pieces", i))

@@ -52,7 +52,7 @@ _WRONG = {"transposed factor": _wrong_over, "bias dropped": _wrong_under}
 @checker("sampler_identity")
 def check_sampler_identity(step, derivation, cfg, formula=None) -> Certificate:
     """Raw data -> statistics -> fast risks, against the raw estimators, draw by draw."""
-    regime = derivation.extra.regime
+    regime = derivation.extra.need("regime", derivation.id)
     variant = step.options.get("variant")
     device = resolve(cfg.device)
     worst, draws = 0.0, 0

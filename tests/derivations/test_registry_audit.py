@@ -79,3 +79,6 @@ def test_hooks_are_typed_with_their_defaults_and_frozen():
     assert "simulate_trials" not in dict(der.extra.items())           # default: not listed
     with pytest.raises(TypeError, match="extra must be a dict or Hooks"):
         dataclasses.replace(der, extra=[("truth", ())])
+    assert der.extra.need("truth", der.id) is der.extra.truth
+    with pytest.raises(KeyError, match=r"lora_sharp_over sets no extra\['fixed_point'\] hook"):
+        der.extra.need("fixed_point", der.id)

@@ -1,5 +1,6 @@
 """Typed audit results (``derivations.results``): verdicts follow from the parts, the JSON form
 round-trips, and a stored verdict that contradicts its parts is refused."""
+import dataclasses
 import json
 
 import pytest
@@ -30,6 +31,7 @@ def test_verdict_follows_from_every_part():
     assert _der(integrity="error").verdict == "fail"
     assert _der(integrity="waived").verdict == "pass"
     assert _der(formal_ok=False).verdict == "fail"
+    assert dataclasses.replace(_der(), formal={}).verdict == "fail"   # no formal summary
     stopped = _der(stopped="step s1")
     assert stopped.verdict == "fail" and not stopped.steps_ok and not stopped.controls_ok
 
