@@ -29,20 +29,13 @@ def step_checks(step) -> tuple:
     return checks
 
 
-def step_verdict(certs) -> str:
-    """pass: no check failed or errored and at least one passed (neutral ones do not count)."""
-    if any(c.verdict not in ("pass", *NEUTRAL_VERDICTS) for c in certs):
-        return "fail"
-    return "pass" if any(c.verdict == "pass" for c in certs) else "fail"
-
-
 def _statement_cert(name, derivation, cfg, formula=None) -> Certificate:
     return run_checker(name, derivation.statement, derivation, cfg, formula=formula)
 
 
 def audit_step(step, derivation, cfg) -> StepResult:
     certs = tuple(run_checker(c, step, derivation, cfg) for c in step_checks(step))
-    return StepResult(step.id, step_verdict(certs), certs)
+    return StepResult(step.id, certs)
 
 
 def audit_control(control, derivation, cfg) -> ControlResult:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .core import Certificate
+from .core import NEUTRAL_VERDICTS, Certificate
 
 
 def _cert(d: dict) -> Certificate:
@@ -27,11 +27,21 @@ def _certs(items) -> tuple:
     return tuple(_cert(c) for c in items)
 
 
+def step_verdict(certs) -> str:
+    """pass: no check failed or errored and at least one passed (neutral ones do not count)."""
+    if any(c.verdict not in ("pass", *NEUTRAL_VERDICTS) for c in certs):
+        return "fail"
+    return "pass" if any(c.verdict == "pass" for c in certs) else "fail"
+
+
 @dataclass(frozen=True)
 class StepResult:
     id: str
-    verdict: str                       # pass | fail (``derivations.audit.step_verdict``)
     certificates: tuple = ()
+
+    @property
+    def verdict(self) -> str:          # pass | fail, from the certificates
+        return step_verdict(self.certificates)
 
     def to_json(self) -> dict:
         return {"id": self.id, "verdict": self.verdict,
@@ -39,7 +49,11 @@ class StepResult:
 
     @classmethod
     def from_json(cls, d: dict) -> "StepResult":
-        return cls(d["id"], d["verdict"], _certs(d["certificates"]))
+        out = cls(d["id"], _certs(d["certificates"]))
+        if out.verdict != d["verdict"]:
+            raise ValueError(f"step result {d['id']!r}: the stored verdict {d['verdict']!r} "
+                             f"does not follow from its certificates ({out.verdict!r})")
+        return out
 
 
 @dataclass(frozen=True)

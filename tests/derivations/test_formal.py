@@ -4,7 +4,8 @@ import pytest
 import sympy as sp
 
 from derivations import formal, get
-from derivations.audit import audit_control, audit_step, step_checks, step_verdict
+from derivations.audit import audit_control, audit_step, step_checks
+from derivations.results import step_verdict
 from derivations.core import Certificate
 from symbolic.ops import Frob2
 from symbolic.registry import sym

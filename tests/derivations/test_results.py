@@ -17,7 +17,7 @@ def _der(step_verdict="pass", rejected=True, integrity="pass", stopped=None, for
     return DerivationResult(
         "toy", "Toy $x$", "Toy x", "theorem", "over",
         integrity=(_cert(integrity, "generic_points"),),
-        steps=(StepResult("s1", step_verdict, (_cert(step_verdict),)),),
+        steps=(StepResult("s1", (_cert(step_verdict),)),),
         statement=(_cert("pass", "hp"),),
         controls=(ControlResult("c1", "a wrong sign", "s1", rejected,
                                 (_cert("fail" if rejected else "pass"),)),),
@@ -57,6 +57,13 @@ def test_json_round_trip(variant):
     assert AuditRun.from_json(run.to_json()).to_json() == run.to_json()
     assert run.verdict == ("pass" if d.verdict == "pass" else "fail")
     assert run.result("toy") is d
+
+
+def test_a_stored_step_verdict_contradicting_its_certificates_is_refused():
+    j = _der().to_json()
+    j["steps"][0]["verdict"] = "fail"
+    with pytest.raises(ValueError, match="step result 's1'"):
+        DerivationResult.from_json(j)
 
 
 def test_a_stored_verdict_contradicting_its_parts_is_refused():
