@@ -19,6 +19,32 @@ diagonal.  With ``B = Delta* Sigma^{1/2}`` and ``A = B L + G``:
 
 Cost ``O(k d^2 + d^3)`` per data set, independent of ``n`` (no ``X``, no ``E``).
 
+**Overdetermined, reduced to ``k x k`` (``s >= 1``, ``k <= d - s``).**  With ``N = G L^{-1}``
+(rows ``N(0, sigma^2 W^{-1})`` given ``W``) the risks are ``||N||_F^2`` and ``||B||_F^2 +
+sum_{i<=r} u_i^T (N N^T - B B^T) u_i``, ``u_i`` the eigenvectors of ``A A^T = (B + N) W (B +
+N)^T`` (descending): functions of ``(W, N)`` only, and invariant under ``(W, N, B) -> (O^T W O,
+N O, B O)``, which keeps the law of ``(W, N)``.  Take ``O`` with ``B O = [Bs, 0]`` (``Bs = U_B
+diag(s_B)``, ``k x s``) and split the Bartlett factor of ``O^T W O`` and ``G = N L`` after the
+first ``s`` coordinates: ``L = [[L11, 0], [L21, L22]]``, ``G = [G1, G2]``.  Then ``N = [(G1 - J)
+L11^{-1}, H]`` with ``H = G2 L22^{-1}``, ``J = H L21``, and ``A = [Bs L11 + G1, G2]``, so
+
+* ``R(Delta_F) = ||N1||_F^2 + tr Q``, ``N1 = (G1 - J) L11^{-1}``;
+* ``A A^T = (Bs L11 + G1)(Bs L11 + G1)^T + P`` and ``N N^T - B B^T = N1 N1^T + Q - Bs Bs^T``,
+
+with ``P = G2 G2^T``, ``Q = H H^T`` (``k x k``; the code carries ``P`` and a factor ``H`` of
+``Q``: ``tr Q = ||H||^2``, ``u^T Q u = ||H^T u||^2``).  Their joint law: ``L11`` is Bartlett
+(``chi^2_{n - i + 1}``, ``i <= s``), ``G1`` i.i.d. ``N(0, sigma^2)``; ``J | (P, Q)`` has
+i.i.d. columns ``N(0, Q)``, so ``J = C Z`` for any ``C C^T = Q`` and ``Z`` i.i.d. ``N(0, 1)``;
+and ``(P, Q) = sigma^2 (Lp Lp^T, Lp Y^{-1} Lp^T)`` in law, with ``Lp Lp^T ~ Wishart_k(I, d -
+s)`` and ``Y ~ Wishart_k(I, n - d + k)`` independent.  (Write ``G2^T = sigma Q1 R1`` (QR) and
+complete ``Q1`` to an orthogonal ``O2``: ``Q = sigma^2 R1^T [(O2^T V O2)^{-1}]_{11} R1`` with
+``V = L22 L22^T ~ Wishart_{d-s}(I, n - s)`` independent of ``G2`` and rotation invariant, and the
+inverse's leading block is the inverse of the Schur complement, ``Wishart_k(I, n - s - (d - s -
+k))`` (Muirhead 1982, Thm 3.2.10); ``R1`` may be replaced by any ``C`` with ``C^T C = R1^T R1``
+because ``Y`` is rotation invariant and independent.)  All ``k x k``: cost ``O(k^3)`` per data
+set, independent of ``n`` and ``d`` -- one ``eigh`` of ``A A^T`` dominates.  ``fast_setup``
+chooses it where it applies (``form="auto"``); ``form="full"`` keeps the ``d x d`` sampler.
+
 **Underdetermined, Sigma = I** (``n < d``).  With ``Delta* = U diag(s) V^T`` of rank ``s``, only
 ``Z1 = V^T X`` (``s x n``, i.i.d. ``N(0, 1)``) and ``K = X^T X = Z1^T Z1 + W`` enter, where
 ``W = X^T (I - V V^T) X ~ Wishart_n(I, d - s)`` is independent of ``Z1`` (Bartlett again when
@@ -50,8 +76,9 @@ Random numbers: normals from the CPU ``torch.Generator`` (``numeric.device``), t
 diagonal from numpy seeded by one draw of that generator; everything then runs in float64 torch
 on the device (CPU and CUDA share every line).  The samplers are certified against the raw path
 (``raw_risks``) by ``tests/numeric/test_samplers.py`` (the same risks, draw by draw, when the
-statistics are computed from raw data; and a two-sample test with a wrong-degrees-of-freedom
-negative control) and in the audit (derivation ``mc_samplers``).
+statistics are computed from raw data -- for the reduced form, ``stats_from_data`` rotates and
+splits exactly as above; and a two-sample test with wrong-degrees-of-freedom negative controls,
+the Schur block's among them) and in the audit (derivations ``mc_samplers_*``).
 """
 from __future__ import annotations
 
@@ -125,15 +152,34 @@ def truncation_risks(A, F, T, phi_t, const=0.0):
 
 
 # --------------------------------------------------------------------------- statistics
-def fast_setup(inst: dict, regime: str) -> dict:
+def fast_setup(inst: dict, regime: str, form: str = "auto") -> dict:
     """The fixed part of a fast sampler: ``B = Delta* Sigma^{1/2}`` (over) or the shift's left
-    factor ``U diag(s)`` (under, ``Sigma = I`` required)."""
+    factor ``U diag(s)`` (under, ``Sigma = I`` required).
+
+    ``form`` (over only): ``"full"`` (the Bartlett factor ``L`` and ``G``), ``"reduced"`` (the
+    ``k x k`` statistics of the module docstring; needs ``k <= d - s``) or ``"auto"`` (reduced
+    where it applies)."""
     import torch
 
     Delta = inst["Delta"]
     if regime == "over":
-        return {"regime": "over", "B": Delta @ inst["SigmaHalf"], "k": Delta.shape[0],
-                "d": Delta.shape[1], "n": inst["n"], "sigma": float(inst["sigma"])}
+        if form not in ("auto", "full", "reduced"):
+            raise ValueError(f"unknown form {form!r}: auto, full or reduced")
+        B = Delta @ inst["SigmaHalf"]
+        k, d = Delta.shape
+        setup = {"regime": "over", "form": "full", "B": B, "k": k, "d": d, "n": inst["n"],
+                 "sigma": float(inst["sigma"])}
+        u, s, vh = torch.linalg.svd(B, full_matrices=True)
+        rank = _rank(s)
+        fits = rank >= 1 and k <= d - rank
+        if form == "reduced" and not fits:
+            raise ValueError(f"the reduced overdetermined sampler needs 1 <= s and k <= d - s "
+                             f"(rank s = {rank}, k = {k}, d = {d})")
+        if form == "reduced" or (form == "auto" and fits):
+            # rotate the shift's row space onto the first s coordinates: B O = [Bs, 0]
+            setup.update(form="reduced", s=rank, Bs=u[:, :rank] * s[:rank], O=_t(vh),
+                         fnorm2=float((s * s).sum()))
+        return setup
     if regime != "under":
         raise ValueError(f"unknown regime {regime!r}")
     eye = torch.eye(Delta.shape[1], dtype=Delta.dtype, device=Delta.device)
@@ -141,20 +187,40 @@ def fast_setup(inst: dict, regime: str) -> dict:
         raise ValueError("the underdetermined fast sampler needs Sigma = I (module docstring: "
                          "general Sigma keeps the raw path)")
     u, s, vh = torch.linalg.svd(Delta, full_matrices=False)
-    keep = s > s.max() * 1e-12 if s.numel() and float(s.max()) > 0 else s > 0
-    rank = max(int(keep.sum()), 1)       # a zero shift still gets one (zero) direction
+    rank = max(_rank(s), 1)              # a zero shift still gets one (zero) direction
     return {"regime": "under", "Ud": u[:, :rank] * s[:rank], "V": _t(vh[:rank]),
             "fnorm2": float((s * s).sum()), "k": Delta.shape[0], "d": Delta.shape[1],
             "n": inst["n"], "s": rank, "sigma": float(inst["sigma"])}
 
 
-def draw_stats(setup: dict, batch: int, gen, device, dof_shift: int = 0) -> dict:
-    """Draw the sufficient statistics of ``batch`` data sets.  ``dof_shift`` changes the Wishart
-    degrees of freedom -- only for the negative controls (a wrong sampler must be rejected)."""
+def _rank(s) -> int:
+    """Numerical rank of singular values ``s`` (relative threshold ``1e-12``; 0 for a zero
+    shift)."""
+    return int((s > s.max() * 1e-12).sum()) if float(s.max()) > 0 else 0
+
+
+def draw_stats(setup: dict, batch: int, gen, device, dof_shift: int = 0,
+               schur_dof: int | None = None) -> dict:
+    """Draw the sufficient statistics of ``batch`` data sets.  ``dof_shift`` replaces ``n`` by
+    ``n + dof_shift`` in the Wishart degrees of freedom (over; under: ``d - s`` by ``d - s +
+    dof_shift``) and ``schur_dof`` sets the reduced sampler's Schur-complement degrees of freedom
+    (``n - d + k``) -- only for the negative controls (a wrong sampler must be rejected)."""
     import torch
 
     k, d, n, sig = setup["k"], setup["d"], setup["n"], setup["sigma"]
     rng = chunk_rng(gen)
+    if setup["regime"] == "over" and setup["form"] == "reduced":
+        s = setup["s"]
+        n_ = n + dof_shift
+        L11 = bartlett(batch, s, n_, rng, device)
+        G1 = _normal(rng, (batch, k, s), device, sig)
+        Lp = bartlett(batch, k, d - s, rng, device)
+        Ly = bartlett(batch, k, n_ - d + k if schur_dof is None else schur_dof, rng, device)
+        Z = _normal(rng, (batch, k, s), device)
+        C = sig * torch.linalg.solve_triangular(_t(Ly), Lp, upper=True, left=False)  # Lp Ly^-T
+        return {"L11": L11, "G1": G1, "P": (sig * sig) * (Lp @ _t(Lp)), "H": C, "J": C @ Z}
+    if schur_dof is not None:
+        raise ValueError("schur_dof applies to the reduced overdetermined sampler only")
     if setup["regime"] == "over":
         L = bartlett(batch, d, n + dof_shift, rng, device)
         G = _normal(rng, (batch, k, d), device, sig)
@@ -183,7 +249,17 @@ def stats_from_data(setup: dict, inst: dict, X, E) -> dict:
         L = torch.linalg.cholesky(W)
         T = inst["SigmaHalf"] @ L
         G = _t(torch.linalg.solve(T, X @ _t(E)))          # E X^T T^{-T}
-        return {"L": L, "G": G}
+        if setup["form"] == "full":
+            return {"L": L, "G": G}
+        # rotated coordinates: W' = O^T W O, N' = N O (N = G L^{-1}), G' = N' L'
+        s, O = setup["s"], setup["O"]
+        N = torch.linalg.solve_triangular(L, G, upper=False, left=False)
+        Lr = torch.linalg.cholesky(_t(O) @ W @ O)
+        Gr = N @ O @ Lr
+        L11, L21, L22 = Lr[..., :s, :s], Lr[..., s:, :s], Lr[..., s:, s:]
+        G1, G2 = Gr[..., :s], Gr[..., s:]
+        H = torch.linalg.solve_triangular(L22, G2, upper=False, left=False)   # G2 L22^{-1}
+        return {"L11": L11, "G1": G1, "P": G2 @ _t(G2), "H": H, "J": H @ L21}
     Z1 = _t(setup["V"]) @ X
     return {"Z1": Z1, "K": _t(X) @ X, "E": E}
 
@@ -200,6 +276,11 @@ def risks(setup: dict, stats: dict, lora: bool = True):
     (``None`` for LoRA when ``lora`` is false: FFT alone needs no eigendecomposition)."""
     import torch
 
+    if setup["regime"] == "over" and setup["form"] == "reduced":
+        L11, G1 = stats["L11"], stats["G1"]
+        N1 = torch.linalg.solve_triangular(L11, G1 - stats["J"], upper=False,
+                                           left=False)                        # (G1 - J) L11^-1
+        return reduced_risks(setup, L11, G1, stats["P"], stats["H"], N1, lora)
     if setup["regime"] == "over":
         L, G, Bm = stats["L"], stats["G"], setup["B"]
         GLi = torch.linalg.solve_triangular(L, G, upper=False, left=False)     # G L^{-1}
@@ -229,6 +310,25 @@ def risks(setup: dict, stats: dict, lora: bool = True):
     return fft, lora
 
 
+def reduced_risks(setup: dict, L11, G1, P, H, N1, lora: bool = True):
+    """The reduced overdetermined form (module docstring) given ``N1 = (G1 - J) L11^{-1}`` and a
+    factor ``H`` of ``Q = H H^T`` (``k x (d - s)`` from data, ``k x k`` drawn): ``R(Delta_F) =
+    ||N1||^2 + ||H||^2`` and ``R(Delta_L) = ||B||^2 + sum_{i<=r} (||N1^T u_i||^2 + ||H^T u_i||^2
+    - ||Bs^T u_i||^2)`` with ``u_i`` the eigenvectors of ``(Bs L11 + G1)(Bs L11 + G1)^T + P``."""
+    import torch
+
+    Bs = setup["Bs"]
+    fft = (N1 * N1).sum(dim=(-2, -1)) + (H * H).sum(dim=(-2, -1))
+    if not lora:
+        return fft, None
+    Af = Bs @ L11 + G1
+    _, u = torch.linalg.eigh(Af @ _t(Af) + P)                                 # A A^T
+    u = u.flip(-1)                                                            # descending
+    sq = lambda M: ((_t(M) @ u) ** 2).sum(-2)                   # noqa: E731  ||M^T u_i||^2
+    terms = sq(N1) + sq(H) - sq(Bs)                              # u_i^T (N N^T - B B^T) u_i
+    return fft, setup["fnorm2"] + torch.cumsum(terms, dim=-1)
+
+
 # ---------------------------------------------------------------------------- simulation
 def regime_of(params) -> str:
     from .sharp import _regime
@@ -241,11 +341,21 @@ def has_fast_path(params) -> bool:
     return regime_of(params) == "over" or params.isotropic
 
 
+def reduced_applies(params) -> bool:
+    """The overdetermined sampler's reduced ``k x k`` form applies: ``1 <= s`` and ``k <= d - s``
+    (``s``: the rank of the shift)."""
+    s = params.s
+    return regime_of(params) == "over" and s >= 1 and params.k <= params.d - s
+
+
 def fast_chunk(params) -> int:
     """Data sets per draw of the fast sampler (a function of the dimensions only, so the numbers
     never depend on the machine): about 16 MB of float64 per block of statistics."""
-    m = params.d if regime_of(params) == "over" else params.n
-    per = m * m + params.k * m + 1
+    if reduced_applies(params):
+        per = 6 * params.k * params.k + 3 * params.k * params.s + 1
+    else:
+        m = params.d if regime_of(params) == "over" else params.n
+        per = m * m + params.k * m + 1
     return int(max(1, min(20000, 2_000_000 // per)))
 
 
@@ -265,7 +375,8 @@ def raw_risks(inst: dict, X, R, ranks):
 
 
 def simulate_ranks(params, trials: int, gen, device="cpu", *, path="auto", ranks=None,
-                   dof_shift: int = 0, chunk: int | None = None):
+                   dof_shift: int = 0, schur_dof: int | None = None,
+                   chunk: int | None = None):
     """Excess risks of FFT ``(trials,)`` and of LoRA at ``ranks`` (default ``1..q``) ``(trials,
     len(ranks))`` on ``trials`` simulated data sets of the instance of ``params`` (``ranks=[0]``:
     FFT alone, LoRA ``None``).
@@ -305,10 +416,11 @@ def simulate_ranks(params, trials: int, gen, device="cpu", *, path="auto", ranks
         for start in range(0, trials, chunk):
             b = min(chunk, trials - start)
             if path == "fast":
-                f, lo = risks(setup, draw_stats(setup, b, gen, device, dof_shift), need_lora)
+                f, lo = risks(setup, draw_stats(setup, b, gen, device, dof_shift, schur_dof),
+                              need_lora)
             else:
-                if dof_shift:
-                    raise ValueError("dof_shift applies to the fast sampler only")
+                if dof_shift or schur_dof is not None:
+                    raise ValueError("dof_shift and schur_dof apply to the fast sampler only")
                 X, R = sample_data(inst, b, gen, device)
                 f, lo = raw_risks(inst, X, R, ranks if need_lora else [])
             ffts.append(f)
@@ -318,12 +430,12 @@ def simulate_ranks(params, trials: int, gen, device="cpu", *, path="auto", ranks
 
 
 def simulate(params, estimator: str, trials: int, gen, device="cpu", *, path="auto",
-             dof_shift: int = 0, chunk: int | None = None):
+             dof_shift: int = 0, schur_dof: int | None = None, chunk: int | None = None):
     """Excess-risk samples ``(trials,)`` of ``estimator`` = ``"fft"`` or ``"lora"`` (rank
     ``params.r``); see ``simulate_ranks``."""
     if estimator not in ("fft", "lora"):
         raise ValueError(f"unknown estimator {estimator!r}: fft or lora")
     fft, lora = simulate_ranks(params, trials, gen, device, path=path,
                                ranks=[params.r] if estimator == "lora" else [0],
-                               dof_shift=dof_shift, chunk=chunk)
+                               dof_shift=dof_shift, schur_dof=schur_dof, chunk=chunk)
     return fft if estimator == "fft" else lora[:, 0]

@@ -27,7 +27,13 @@ IDENTITY_TOL = 1e-9      # relative, float64 (the paths differ by rounding, ~1e-
 
 
 def _wrong_over(setup, stats):
-    """Planted error: the transposed inverse factor, ||P_r(A) L^{-T} - B||^2."""
+    """Planted error: the transposed inverse factor, ||P_r(A) L^{-T} - B||^2 (reduced form: the
+    same slip in N1 = (G1 - J) L11^{-T})."""
+    if setup["form"] == "reduced":
+        L11 = stats["L11"]
+        N1 = torch.linalg.solve_triangular(L11.transpose(-1, -2), stats["G1"] - stats["J"],
+                                           upper=True, left=False)
+        return samplers.reduced_risks(setup, L11, stats["G1"], stats["P"], stats["H"], N1)
     L, G, Bm = stats["L"], stats["G"], setup["B"]
     A = Bm @ L + G
     F = torch.linalg.solve_triangular(L.transpose(-1, -2), A, upper=True, left=False)
@@ -46,7 +52,16 @@ def _wrong_under(setup, stats):
     return fft - bias, lora - bias.unsqueeze(-1)
 
 
-_WRONG = {"transposed factor": _wrong_over, "bias dropped": _wrong_under}
+def _wrong_reduced(setup, stats):
+    """Planted error (reduced form): the other block's contributions dropped -- J out of N1 and
+    Q out of both risks, as if the whitened noise lived in the shift's s coordinates only."""
+    L11, G1 = stats["L11"], stats["G1"]
+    N1 = torch.linalg.solve_triangular(L11, G1, upper=False, left=False)
+    return samplers.reduced_risks(setup, L11, G1, stats["P"], torch.zeros_like(stats["H"]), N1)
+
+
+_WRONG = {"transposed factor": _wrong_over, "bias dropped": _wrong_under,
+          "other block dropped": _wrong_reduced}
 
 
 @checker("sampler_identity")
@@ -54,15 +69,22 @@ def check_sampler_identity(step, derivation, cfg, formula=None) -> Certificate:
     """Raw data -> statistics -> fast risks, against the raw estimators, draw by draw."""
     regime = derivation.extra.need("regime", derivation.id)
     variant = step.options.get("variant")
+    form = step.options.get("form", "full")      # over: the d x d or the reduced k x k sampler
     device = resolve(cfg.device)
     worst, draws = 0.0, 0
     points = derivation.check_points(cfg)
+    if form == "reduced":
+        points = [p for p in points if samplers.reduced_applies(p)]
+        if not points:
+            raise ValueError(f"{derivation.id}: no check point where the reduced sampler applies")
     for i, p in enumerate(points):
         inst = torch_instance(p, device)
-        gen = generator(stable_seed(cfg.seed, derivation.id, "identity", i))
+        gen = generator(stable_seed(cfg.seed, derivation.id, "identity",
+                                    *(("reduced",) if form == "reduced" else ()), i))
         Xd, Rd = sample_data(inst, 64, gen, device)
         Ed = Rd - inst["Delta"] @ Xd
-        setup = samplers.fast_setup(inst, regime)
+        setup = samplers.fast_setup(inst, regime, form) if regime == "over" else \
+            samplers.fast_setup(inst, regime)
         stats = samplers.stats_from_data(setup, inst, Xd, Ed)
         fft, lora = (_WRONG[variant] if variant else samplers.risks)(setup, stats)
         q = min(p.d, p.k, p.n)
@@ -75,7 +97,8 @@ def check_sampler_identity(step, derivation, cfg, formula=None) -> Certificate:
     return Certificate("sampler_identity", "pass" if ok else "fail",
                        {"instances": len(points), "draws": draws, "worst_relative_gap": worst,
                         "tolerance": IDENTITY_TOL, "device": str(device)}, 0.0,
-                       f"{draws} raw data sets at {len(points)} instances: fast = raw risks to "
+                       f"{draws} raw data sets at {len(points)} instances"
+                       f"{' (reduced k x k statistics)' if form == 'reduced' else ''}: fast = raw risks to "
                        f"{worst:.1e} (relative; float64, tolerance {IDENTITY_TOL:g})")
 
 

@@ -6,18 +6,23 @@ statistics instead of raw ``(X, E)`` (the derivation of each law is in ``numeric
 * over (any ``Sigma``): ``R(Delta_L) = ||P_r(B L + G~) L^{-1} - B||_F^2`` with ``B = Delta*
   Sigma^{1/2}``, ``L`` the Bartlett factor of ``Sigma^{-1/2} S Sigma^{-1/2} ~ Wishart_d(I, n)``
   and ``G~ = E X^T T^{-T}`` (``T = Sigma^{1/2} L``) i.i.d. ``N(0, sigma^2)`` independent of ``L``;
+  where ``k <= d - s`` the sampler draws the ``k x k`` reduction of ``(L, G~)`` instead (the
+  shift's ``s`` coordinates split off; ``P``, ``Q`` from two ``k x k`` Bartlett factors, the
+  second with the Schur complement's ``n - d + k`` degrees of freedom);
 * under (``Sigma = I``): the risks are functions of ``Z1 = V^T X``, ``K = Z1^T Z1 + W`` with
   ``W ~ Wishart_n(I, d - s)`` independent of ``Z1``, and ``E``.
 
 Two checks certify them against the raw path, the reference:
 
-1. step ``risk-identity`` (checker ``sampler_identity``): computed from raw data, the statistics
-   give the raw estimators' risks draw by draw, at every rank and for FFT, to float64 rounding
-   (a deterministic identity; the controls plant a wrong one);
+1. step ``risk-identity`` (checker ``sampler_identity``; over: also ``reduced-identity`` for the
+   ``k x k`` form): computed from raw data, the statistics give the raw estimators' risks draw
+   by draw, at every rank and for FFT, to float64 rounding (a deterministic identity; the
+   controls plant a wrong one);
 2. the statement (checker ``sampler_two_sample``): the fast sampler's and the raw simulation's
    mean risks agree by a two-sample test (FFT and LoRA), powered to ``cfg.max_detectable``; a
    sampler with one degree of freedom too few or too many in its Wishart factor (Bartlett /
-   ``W``) must be rejected.
+   ``W``) must be rejected, and so must a reduced sampler whose Schur block has ``n - d``
+   degrees of freedom instead of ``n - d + k``.
 """
 from __future__ import annotations
 
@@ -31,7 +36,7 @@ from ..core import Control, Derivation, Justification, Statement, Step, Truth
 ORDER = 15
 
 DeltaL, r = sym("DeltaL"), sym("r")
-Lb, Gt, Z1, Wb, Rfast = (sym(s) for s in ("Lb", "Gt", "Z1", "Wb", "Rfast"))
+Lb, Gt, Z1, Wb, Rfast, Rred = (sym(s) for s in ("Lb", "Gt", "Z1", "Wb", "Rfast", "Rred"))
 B_ = Delta * SigmaHalf
 
 
@@ -51,7 +56,7 @@ def _stats_draw(p):
 
     inst = torch_instance(p, "cpu")
     X, R = sample_data(inst, 1, generator(stable_seed(p.seed, "mc_samplers", "truth")), "cpu")
-    setup = samplers.fast_setup(inst, "over")
+    setup = samplers.fast_setup(inst, "over", "full")      # the typeset identity's (L, G~)
     return setup, samplers.stats_from_data(setup, inst, X, R - inst["Delta"] @ X)
 
 
@@ -73,11 +78,21 @@ def _wrong_dof(shift):
                                                        dof_shift=shift)
 
 
+def _wrong_schur(p, est, t, g, dev):
+    """The reduced sampler with the Schur block's ``n - d + k`` degrees of freedom mistaken for
+    ``n - d`` (the correct sampler where the reduced form does not apply)."""
+    extra = {"schur_dof": p.n - p.d} if samplers.reduced_applies(p) else {}
+    return samplers.simulate(p, est, t, g, dev, path="fast", **extra)
+
+
 _POINTS = {
     # left (k <= d) and right (k > d) truncation forms; non-identity covariances
     "over": [dict(d=4, k=3, n=12, r=1, sigma=1.0, shift_sv=(3.0, 2.0, 1.0),
                   cov_eigs=(4.0, 2.0, 1.0, 0.5)),
-             dict(d=3, k=5, n=9, r=2, sigma=1.0, shift_sv=(2.0, 1.0), cov_eigs=(3.0, 1.0, 0.5))],
+             dict(d=3, k=5, n=9, r=2, sigma=1.0, shift_sv=(2.0, 1.0), cov_eigs=(3.0, 1.0, 0.5)),
+             # k <= d - s: the reduced k x k sampler (s = 2, so L11^{-T} != L11^{-1})
+             dict(d=6, k=2, n=14, r=1, sigma=1.0, shift_sv=(2.0, 1.0),
+                  cov_eigs=(3.0, 2.0, 1.5, 1.0, 0.7, 0.4))],
     # noise-dominated, so that a wrong d - s is visible in the mean (it moves bias and variance
     # in opposite directions); left (k <= n) and right (k > n) forms
     "under": [dict(d=12, k=3, n=5, r=1, sigma=1.0, shift_sv=(1.0, 0.5, 0.25)),
@@ -101,7 +116,9 @@ def _make(regime) -> Derivation:
         randoms, wrong_id, dof_txt = (Lb, Gt), "transposed factor", "Bartlett factor with"
         summary = (r"LoRA's (and FFT's) excess risk depends on the data only through the Bartlett "
                    r"factor $L$ and the whitened noise $\tilde G$: drawn directly, a data set "
-                   r"costs $O(kd^2 + d^3)$ instead of $O(knd + nd^2)$, exactly in distribution.")
+                   r"costs $O(kd^2 + d^3)$ instead of $O(knd + nd^2)$, exactly in distribution; "
+                   r"where $k \le d - s$ a further rotation reduces it to $k\times k$ statistics, "
+                   r"$O(k^3)$ per data set, independent of $n$ and $d$.")
     else:
         rhs = Rfast
         title = r"Exact fast sampler, underdetermined ($\Sigma = I$): risks from $Z_1$ and $W_\perp$"
@@ -119,6 +136,25 @@ def _make(regime) -> Derivation:
              note="checked draw by draw on raw data, with the statistics computed from it, "
                   "at every rank and for FFT (float64)"),
     )
+    if regime == "over":
+        steps += (
+            Step("reduced-identity", risk(DeltaL), "=", Rred,
+                 Justification("lemma", r"rotate $B = \Delta^*\Sigma^{1/2}$ to $[B_s, 0]$ "
+                               r"($(W, N)\mapsto(O^\top W O, NO)$ keeps the law of $W = L L^\top$ and "
+                               r"$N = \tilde G L^{-1}$) and split $L$, $\tilde G$ after the shift's $s$ "
+                               r"coordinates: $N = [(G_1 - J)L_{11}^{-1}, H]$, $AA^\top = (B_sL_{11} + "
+                               r"G_1)(\cdot)^\top + P$, $P = G_2G_2^\top$, $Q = HH^\top$, $J = HL_{21}$; in law "
+                               r"$(P, Q) = \sigma^2(L_pL_p^\top, L_pY^{-1}L_p^\top)$ with $L_pL_p^\top\sim"
+                               r"\mathcal W_k(I, d - s)$, $Y\sim\mathcal W_k(I, n - d + k)$ (Schur "
+                               r"complement) and $J = Q^{1/2}Z$",
+                               "Muirhead (1982), Thm 3.2.10 (Schur complement of a Wishart matrix)"),
+                 ("sampler_identity",),
+                 note=r"where $k \le d - s$ the sampler draws these $k\times k$ statistics "
+                      r"(cost $O(k^3)$, independent of $n$ and $d$); the identity is checked draw by "
+                      r"draw on raw data (the statistics computed from it by the same rotation), "
+                      r"the law by the statement's two-sample test",
+                 options={"form": "reduced"}),
+        )
     controls = (
         Control(f"identity: {wrong_id}", f"step \\emph{{risk-identity}} with the planted error "
                 f"``{wrong_id}''", "risk-identity", options={"variant": wrong_id}),
@@ -127,6 +163,17 @@ def _make(regime) -> Derivation:
         Control("dof one too many", f"{dof_txt} one degree of freedom too many", "statement",
                 formula=_wrong_dof(1)),
     )
+    if regime == "over":
+        controls += (
+            Control("reduced identity: transposed factor", r"step \emph{reduced-identity} with "
+                    r"$L_{11}^{-\top}$ for $L_{11}^{-1}$", "reduced-identity",
+                    options={"variant": "transposed factor"}),
+            Control("reduced identity: other block dropped", r"step \emph{reduced-identity} "
+                    r"without $J$ and $Q$ (the noise outside the shift's coordinates)",
+                    "reduced-identity", options={"variant": "other block dropped"}),
+            Control("Schur block dof n - d", r"reduced sampler with $Y\sim\mathcal W_k(I, n - d)$ "
+                    r"instead of $\mathcal W_k(I, n - d + k)$", "statement", formula=_wrong_schur),
+        )
     if regime == "under":
         controls = controls[:1] + tuple(
             Control(c.name, c.description + ")", "statement", formula=c.formula)
@@ -164,7 +211,8 @@ def _make(regime) -> Derivation:
             r"and $E$: a data set costs $O(kn^2 + n^3)$, independent of $d$.  (A general "
             r"$\Sigma$ needs $X^\top\Sigma X$ and $X^\top X$ jointly: no fixed-size statistic, "
             r"so \texttt{fft\_under\_general} simulates raw data.)"),
-        references=("Bartlett (1933)", "Muirhead (1982), Thm 3.2.14 (Bartlett decomposition)"),
+        references=("Bartlett (1933)", "Muirhead (1982), Thm 3.2.14 (Bartlett decomposition)",
+                    "Muirhead (1982), Thm 3.2.10 (Schur complement of a Wishart matrix)"),
         extra={"regime": regime,
                "no_closed_form": "the statement is an identity in distribution between the fast "
                                  "sampler and the raw estimator: its value is a Monte Carlo mean, "

@@ -17,6 +17,9 @@ CASES = {   # (params, regime): both truncation forms (k <= m and k > m) in both
     "over, Sigma != I, k < d": (dict(d=5, k=3, n=12, r=2, shift_sv=(3.0, 1.5),
                                      cov_eigs=(4.0, 2.0, 1.0, 0.5, 0.3)), "over"),
     "over, k > d": (dict(d=6, k=9, n=14, r=2, shift_sv=(3.0, 1.5)), "over"),
+    # k <= d - s: the reduced k x k form (auto), with s = 2 and a non-identity covariance
+    "over reduced, Sigma != I": (dict(d=7, k=3, n=15, r=2, shift_sv=(3.0, 1.5),
+                                      cov_eigs=(4.0, 3.0, 2.0, 1.5, 1.0, 0.7, 0.4)), "over"),
     "under, k < n": (dict(d=14, k=3, n=5, r=2, shift_sv=(3.0, 1.5)), "under"),
     "under, k > n": (dict(d=14, k=8, n=5, r=2, shift_sv=(3.0, 1.5, 1.0, 0.5)), "under"),
     "under, d - s < n": (dict(d=9, k=3, n=7, r=2, shift_sv=(3.0, 1.5, 1.0)), "under"),
@@ -43,6 +46,28 @@ def test_statistics_of_raw_data_give_the_raw_estimators_risks(name):
     assert not torch.allclose(lora[:, 0], rlora[:, 1], rtol=1e-3)
 
 
+def test_the_reduced_form_is_chosen_where_it_applies_and_agrees_with_the_full_one():
+    kw, _ = CASES["over reduced, Sigma != I"]
+    p = make_params(**kw, seed=1)
+    inst = torch_instance(p)
+    assert sm.reduced_applies(p) and sm.fast_setup(inst, "over")["form"] == "reduced"
+    assert sm.fast_setup(inst, "over", "full")["form"] == "full"
+    X, R = est.sample_data(inst, 5, generator(3))
+    E = R - inst["Delta"] @ X
+    full, red = (sm.fast_setup(inst, "over", f) for f in ("full", "reduced"))
+    f1, l1 = sm.risks(full, sm.stats_from_data(full, inst, X, E))
+    f2, l2 = sm.risks(red, sm.stats_from_data(red, inst, X, E))
+    assert torch.allclose(f1, f2, rtol=1e-10, atol=0) and torch.allclose(l1, l2, rtol=1e-10)
+    # where it does not apply (k > d - s) it is refused, and auto keeps the full form
+    q = make_params(d=4, k=3, n=12, r=1, shift_sv=(3.0, 2.0), seed=0)
+    assert not sm.reduced_applies(q)
+    assert sm.fast_setup(torch_instance(q), "over")["form"] == "full"
+    with pytest.raises(ValueError, match="k <= d - s"):
+        sm.fast_setup(torch_instance(q), "over", "reduced")
+    with pytest.raises(ValueError, match="schur_dof"):
+        sm.simulate(q, "fft", 10, generator(0), path="fast", schur_dof=3)
+
+
 def test_bartlett_factor_is_lower_triangular_with_the_wishart_mean():
     import numpy as np
 
@@ -56,9 +81,9 @@ def test_bartlett_factor_is_lower_triangular_with_the_wishart_mean():
         sm.bartlett(2, 4, 3, np.random.default_rng(0), "cpu")
 
 
-def _z(p, estimator, trials, raw, dof_shift=0):
+def _z(p, estimator, trials, raw, dof_shift=0, schur_dof=None):
     fast = summarize(sm.simulate(p, estimator, trials, generator(11), path="fast",
-                                 dof_shift=dof_shift))
+                                 dof_shift=dof_shift, schur_dof=schur_dof))
     se = math.hypot(fast.se, raw.se)
     return (fast.mean - raw.mean) / se, Z_PASS * se / raw.mean
 
@@ -66,6 +91,11 @@ def _z(p, estimator, trials, raw, dof_shift=0):
 TWO_SAMPLE = [(dict(d=4, k=3, n=12, r=1, shift_sv=(3.0, 2.0, 1.0), cov_eigs=(4.0, 2.0, 1.0, 0.5)),
                "fft"),
               (dict(d=4, k=3, n=12, r=1, shift_sv=(3.0, 2.0, 1.0), cov_eigs=(4.0, 2.0, 1.0, 0.5)),
+               "lora"),
+              # the reduced k x k form (k <= d - s)
+              (dict(d=6, k=2, n=14, r=1, shift_sv=(2.0, 1.0), cov_eigs=(3.0, 2.0, 1.5, 1.0, 0.7, 0.4)),
+               "fft"),
+              (dict(d=6, k=2, n=14, r=1, shift_sv=(2.0, 1.0), cov_eigs=(3.0, 2.0, 1.5, 1.0, 0.7, 0.4)),
                "lora"),
               # underdetermined: the noise must dominate, else a wrong d - s moves the bias and
               # the variance in opposite directions and the error nearly cancels in the mean
@@ -83,6 +113,9 @@ def test_two_sample_fast_equals_raw_and_a_wrong_dof_is_rejected(kw, estimator):
     for shift in (-1, 1):
         zw, _ = _z(p, estimator, 20000, raw, dof_shift=shift)
         assert abs(zw) > Z_PASS, (shift, zw)
+    if sm.reduced_applies(p):     # and the Schur block's n - d + k mistaken for n - d
+        zw, _ = _z(p, estimator, 20000, raw, schur_dof=p.n - p.d)
+        assert abs(zw) > Z_PASS, ("schur", zw)
 
 
 def test_same_seed_same_numbers_and_paths_refused_where_inexact():
