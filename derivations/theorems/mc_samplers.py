@@ -78,6 +78,13 @@ def _wrong_dof(shift):
                                                        dof_shift=shift)
 
 
+def _wrong_reduced_dof(p, est, t, g, dev):
+    """The reduced sampler drawn as if ``n`` were one smaller (the correct sampler where the
+    reduced form does not apply): the reduced point must reject it on its own."""
+    extra = {"dof_shift": -1} if samplers.reduced_applies(p) else {}
+    return samplers.simulate(p, est, t, g, dev, path="fast", **extra)
+
+
 def _wrong_schur(p, est, t, g, dev):
     """The reduced sampler with the Schur block's ``n - d + k`` degrees of freedom mistaken for
     ``n - d`` (the correct sampler where the reduced form does not apply)."""
@@ -90,8 +97,9 @@ _POINTS = {
     "over": [dict(d=4, k=3, n=12, r=1, sigma=1.0, shift_sv=(3.0, 2.0, 1.0),
                   cov_eigs=(4.0, 2.0, 1.0, 0.5)),
              dict(d=3, k=5, n=9, r=2, sigma=1.0, shift_sv=(2.0, 1.0), cov_eigs=(3.0, 1.0, 0.5)),
-             # k <= d - s: the reduced k x k sampler (s = 2, so L11^{-T} != L11^{-1})
-             dict(d=6, k=2, n=14, r=1, sigma=1.0, shift_sv=(2.0, 1.0),
+             # k <= d - s: the reduced k x k sampler (s = 2, so L11^{-T} != L11^{-1}; sigma != 1,
+             # so that a dropped or squared noise scale shows)
+             dict(d=6, k=2, n=14, r=1, sigma=1.3, shift_sv=(2.0, 1.0),
                   cov_eigs=(3.0, 2.0, 1.5, 1.0, 0.7, 0.4))],
     # noise-dominated, so that a wrong d - s is visible in the mean (it moves bias and variance
     # in opposite directions); left (k <= n) and right (k > n) forms
@@ -171,6 +179,9 @@ def _make(regime) -> Derivation:
             Control("reduced identity: other block dropped", r"step \emph{reduced-identity} "
                     r"without $J$ and $Q$ (the noise outside the shift's coordinates)",
                     "reduced-identity", options={"variant": "other block dropped"}),
+            Control("reduced sampler, n one too few", r"reduced sampler with $n - 1$ for $n$ "
+                    r"in $L_{11}$ and $Y$ (at the reduced check point alone)", "statement",
+                    formula=_wrong_reduced_dof),
             Control("Schur block dof n - d", r"reduced sampler with $Y\sim\mathcal W_k(I, n - d)$ "
                     r"instead of $\mathcal W_k(I, n - d + k)$", "statement", formula=_wrong_schur),
         )

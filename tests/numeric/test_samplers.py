@@ -18,7 +18,7 @@ CASES = {   # (params, regime): both truncation forms (k <= m and k > m) in both
                                      cov_eigs=(4.0, 2.0, 1.0, 0.5, 0.3)), "over"),
     "over, k > d": (dict(d=6, k=9, n=14, r=2, shift_sv=(3.0, 1.5)), "over"),
     # k <= d - s: the reduced k x k form (auto), with s = 2 and a non-identity covariance
-    "over reduced, Sigma != I": (dict(d=7, k=3, n=15, r=2, shift_sv=(3.0, 1.5),
+    "over reduced, Sigma != I": (dict(d=7, k=3, n=15, r=2, sigma=1.3, shift_sv=(3.0, 1.5),
                                       cov_eigs=(4.0, 3.0, 2.0, 1.5, 1.0, 0.7, 0.4)), "over"),
     "under, k < n": (dict(d=14, k=3, n=5, r=2, shift_sv=(3.0, 1.5)), "under"),
     "under, k > n": (dict(d=14, k=8, n=5, r=2, shift_sv=(3.0, 1.5, 1.0, 0.5)), "under"),
@@ -93,10 +93,10 @@ TWO_SAMPLE = [(dict(d=4, k=3, n=12, r=1, shift_sv=(3.0, 2.0, 1.0), cov_eigs=(4.0
               (dict(d=4, k=3, n=12, r=1, shift_sv=(3.0, 2.0, 1.0), cov_eigs=(4.0, 2.0, 1.0, 0.5)),
                "lora"),
               # the reduced k x k form (k <= d - s)
-              (dict(d=6, k=2, n=14, r=1, shift_sv=(2.0, 1.0), cov_eigs=(3.0, 2.0, 1.5, 1.0, 0.7, 0.4)),
-               "fft"),
-              (dict(d=6, k=2, n=14, r=1, shift_sv=(2.0, 1.0), cov_eigs=(3.0, 2.0, 1.5, 1.0, 0.7, 0.4)),
-               "lora"),
+              (dict(d=6, k=2, n=14, r=1, sigma=1.3, shift_sv=(2.0, 1.0),
+                    cov_eigs=(3.0, 2.0, 1.5, 1.0, 0.7, 0.4)), "fft"),
+              (dict(d=6, k=2, n=14, r=1, sigma=1.3, shift_sv=(2.0, 1.0),
+                    cov_eigs=(3.0, 2.0, 1.5, 1.0, 0.7, 0.4)), "lora"),
               # underdetermined: the noise must dominate, else a wrong d - s moves the bias and
               # the variance in opposite directions and the error nearly cancels in the mean
               (dict(d=12, k=3, n=5, r=1, shift_sv=(1.0, 0.5, 0.25)), "fft"),
