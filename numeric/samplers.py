@@ -169,6 +169,8 @@ def fast_setup(inst: dict, regime: str, form: str = "auto") -> dict:
         k, d = Delta.shape
         setup = {"regime": "over", "form": "full", "B": B, "k": k, "d": d, "n": inst["n"],
                  "sigma": float(inst["sigma"])}
+        if form == "full" or (form == "auto" and k >= d):     # k >= d: never reduced (no SVD)
+            return setup
         u, s, vh = torch.linalg.svd(B, full_matrices=True)
         rank = _rank(s)
         fits = rank >= 1 and k <= d - rank
