@@ -59,6 +59,23 @@ chooses it where it applies (``form="auto"``); ``form="full"`` keeps the ``d x d
 
 Cost ``O(k n^2 + n^3)`` per data set, independent of ``d``.
 
+**Underdetermined, reduced to ``m x m``, ``m = s + k`` (``Sigma = I``, ``s + k <= n <= d - s``).**
+With ``Phi0 = [Z1; E / sigma]`` (``m x n``, i.i.d. ``N(0, 1)``) the risks are functions of
+``Phi0 Phi0^T`` and ``Phi0 K^{-1} Phi0^T``.  Write ``Phi0^T = Q R0`` (QR) and complete ``Q`` to an
+orthogonal ``O``: ``O^T Z1^T Z1 O`` lives in the leading ``m x m`` block (``Rs Rs^T``, ``Rs`` the
+first ``s`` columns of ``R0``) and ``O^T W O ~ Wishart_n(I, d - s)`` is independent of ``Phi0``,
+so ``Q^T K^{-1} Q = T^{-1}`` with ``T = Rs Rs^T + Y`` and ``Y`` the Schur complement of the
+trailing block, ``Wishart_m(I, d - n + k)`` (Muirhead 1982, Thm 3.2.10; nonsingular as ``n <= d
+- s``); ``R0^T`` is Bartlett (``Wishart_m(I, n)``), independent of ``Q`` and ``Y``.  Then
+``Phi0 K^{-1} Phi0^T = M0^T M0`` with ``M0 = C_t^{-1} R0 = [Mz, Me]`` (``T = C_t C_t^T``), ``R R^T
+= Ar^T Ar`` with ``Ar = Rs (U diag(s))^T + sigma R0[:, s:]``, and (``reduced_under_risks``)
+
+* ``R(Delta_F) = sigma^2 ||Me||^2 + ||Delta*||^2 - ||Mz (U diag(s))^T||^2``;
+* ``R(Delta_L) = ||Delta*||^2 + sum_{i<=r} (sigma^2 ||Me u_i||^2 - ||Mz (U diag(s))^T u_i||^2)``,
+  ``u_i`` the eigenvectors of ``Ar^T Ar`` (descending).
+
+Cost ``O(m^3 + k^3)`` per data set, independent of ``d`` and without the ``n x n`` factor.
+
 **Underdetermined, general Sigma: keeps the raw path.**  With ``X = Sigma^{1/2} Z`` the risk
 needs ``Z^T Sigma Z``, ``Z^T Sigma^2 Z`` and ``Delta* Sigma^{1/2} Z`` jointly: quadratic forms of
 the same Gaussian in different matrices, which no fixed-size statistic captures for a generic
@@ -184,15 +201,23 @@ def fast_setup(inst: dict, regime: str, form: str = "auto") -> dict:
         return setup
     if regime != "under":
         raise ValueError(f"unknown regime {regime!r}")
+    if form not in ("auto", "full", "reduced"):
+        raise ValueError(f"unknown form {form!r}: auto, full or reduced")
     eye = torch.eye(Delta.shape[1], dtype=Delta.dtype, device=Delta.device)
     if not torch.equal(inst["SigmaHalf"], eye):
         raise ValueError("the underdetermined fast sampler needs Sigma = I (module docstring: "
                          "general Sigma keeps the raw path)")
     u, s, vh = torch.linalg.svd(Delta, full_matrices=False)
     rank = max(_rank(s), 1)              # a zero shift still gets one (zero) direction
-    return {"regime": "under", "Ud": u[:, :rank] * s[:rank], "V": _t(vh[:rank]),
-            "fnorm2": float((s * s).sum()), "k": Delta.shape[0], "d": Delta.shape[1],
-            "n": inst["n"], "s": rank, "sigma": float(inst["sigma"])}
+    k, d, n = Delta.shape[0], Delta.shape[1], inst["n"]
+    fits = rank + k <= n <= d - rank
+    if form == "reduced" and not fits:
+        raise ValueError(f"the reduced underdetermined sampler needs s + k <= n <= d - s "
+                         f"(rank s = {rank}, k = {k}, n = {n}, d = {d})")
+    return {"regime": "under", "form": "reduced" if form != "full" and fits else "full",
+            "Ud": u[:, :rank] * s[:rank], "V": _t(vh[:rank]),
+            "fnorm2": float((s * s).sum()), "k": k, "d": d, "n": n, "s": rank,
+            "sigma": float(inst["sigma"])}
 
 
 def _rank(s) -> int:
@@ -221,8 +246,16 @@ def draw_stats(setup: dict, batch: int, gen, device, dof_shift: int = 0,
         Z = _normal(rng, (batch, k, s), device)
         C = sig * torch.linalg.solve_triangular(_t(Ly), Lp, upper=True, left=False)  # Lp Ly^-T
         return {"L11": L11, "G1": G1, "P": (sig * sig) * (Lp @ _t(Lp)), "H": C, "J": C @ Z}
+    if setup["regime"] == "under" and setup["form"] == "reduced":
+        s = setup["s"]
+        m = s + k
+        R0 = _t(bartlett(batch, m, n, rng, device))              # Phi0^T = Q R0, upper
+        Ly = bartlett(batch, m, d - n + k + dof_shift if schur_dof is None else schur_dof,
+                      rng, device)
+        Rs = R0[..., :s]
+        return {"R0": R0, "T": Rs @ _t(Rs) + Ly @ _t(Ly)}
     if schur_dof is not None:
-        raise ValueError("schur_dof applies to the reduced overdetermined sampler only")
+        raise ValueError("schur_dof applies to the reduced samplers only")
     if setup["regime"] == "over":
         L = bartlett(batch, d, n + dof_shift, rng, device)
         G = _normal(rng, (batch, k, d), device, sig)
@@ -263,6 +296,11 @@ def stats_from_data(setup: dict, inst: dict, X, E) -> dict:
         H = torch.linalg.solve_triangular(L22, G2, upper=False, left=False)   # G2 L22^{-1}
         return {"L11": L11, "G1": G1, "P": G2 @ _t(G2), "H": H, "J": H @ L21}
     Z1 = _t(setup["V"]) @ X
+    if setup["form"] == "reduced":
+        # Phi0 = [Z1; E / sigma], Phi0^T = Q R0 (QR); T = (Q^T K^{-1} Q)^{-1}
+        Q, R0 = torch.linalg.qr(_t(torch.cat([Z1, E / setup["sigma"]], dim=-2)))
+        T = torch.linalg.inv(_t(Q) @ torch.linalg.solve(_t(X) @ X, Q))
+        return {"R0": R0, "T": (T + _t(T)) / 2}
     return {"Z1": Z1, "K": _t(X) @ X, "E": E}
 
 
@@ -294,6 +332,9 @@ def risks(setup: dict, stats: dict, lora: bool = True):
         lora = truncation_risks(
             A, F, Bm.expand_as(F),
             lambda v: torch.linalg.solve_triangular(_t(L), v, upper=True))    # L^{-T} v
+        return fft, lora
+    if setup["form"] == "reduced":
+        fft, lora, _ = reduced_under_risks(setup, stats, lora)
         return fft, lora
     Z1, K, E, Ud = stats["Z1"], stats["K"], stats["E"], setup["Ud"]
     C = torch.linalg.cholesky(K)
@@ -331,6 +372,31 @@ def reduced_risks(setup: dict, L11, G1, P, H, N1, lora: bool = True):
     return fft, setup["fnorm2"] + torch.cumsum(terms, dim=-1)
 
 
+def reduced_under_risks(setup: dict, stats: dict, lora: bool = True):
+    """The reduced underdetermined form (module docstring): with ``T = C_t C_t^T`` (Cholesky),
+    ``M0 = C_t^{-1} R0 = [Mz, Me]`` (after the first ``s`` columns), ``MzU = Mz (U diag(s))^T``
+    and ``Ar = R0 [(U diag(s))^T; sigma I]`` (so ``R R^T = Ar^T Ar``): ``R(Delta_F) = sigma^2
+    ||Me||^2 + bias`` and ``R(Delta_L) = ||Delta*||^2 + sum_{i<=r} (sigma^2 ||Me u_i||^2 - ||MzU
+    u_i||^2)``, ``u_i`` the eigenvectors of ``Ar^T Ar``; ``bias = ||Delta*||^2 - ||MzU||^2``.
+    Returns FFT, LoRA (or ``None``) and the bias."""
+    import torch
+
+    s, sig, Ud = setup["s"], setup["sigma"], setup["Ud"]
+    R0 = stats["R0"]
+    M0 = torch.linalg.solve_triangular(torch.linalg.cholesky(stats["T"]), R0, upper=False)
+    Mz, Me = M0[..., :s], M0[..., s:]
+    MzU = Mz @ _t(Ud)
+    bias = setup["fnorm2"] - (MzU * MzU).sum(dim=(-2, -1))
+    fft = (sig * sig) * (Me * Me).sum(dim=(-2, -1)) + bias
+    if not lora:
+        return fft, None, bias
+    Ar = R0[..., :s] @ _t(Ud) + sig * R0[..., s:]
+    _, u = torch.linalg.eigh(_t(Ar) @ Ar)                                     # R R^T
+    u = u.flip(-1)                                                            # descending
+    terms = (sig * sig) * ((Me @ u) ** 2).sum(-2) - ((MzU @ u) ** 2).sum(-2)
+    return fft, setup["fnorm2"] + torch.cumsum(terms, dim=-1), bias
+
+
 # ---------------------------------------------------------------------------- simulation
 def regime_of(params) -> str:
     from .sharp import _regime
@@ -344,16 +410,22 @@ def has_fast_path(params) -> bool:
 
 
 def reduced_applies(params) -> bool:
-    """The overdetermined sampler's reduced ``k x k`` form applies: ``1 <= s`` and ``k <= d - s``
-    (``s``: the rank of the shift)."""
+    """A reduced form applies (``s``: the rank of the shift): overdetermined with ``1 <= s`` and
+    ``k <= d - s`` (``k x k`` statistics), or underdetermined with ``Sigma = I`` and ``s + k <= n
+    <= d - s`` (``(s + k) x (s + k)`` statistics)."""
     s = params.s
-    return regime_of(params) == "over" and s >= 1 and params.k <= params.d - s
+    if regime_of(params) == "over":
+        return s >= 1 and params.k <= params.d - s
+    return params.isotropic and max(s, 1) + params.k <= params.n <= params.d - max(s, 1)
 
 
 def fast_chunk(params) -> int:
     """Data sets per draw of the fast sampler (a function of the dimensions only, so the numbers
     never depend on the machine): about 16 MB of float64 per block of statistics."""
-    if reduced_applies(params):
+    if reduced_applies(params) and regime_of(params) == "under":
+        m = max(params.s, 1) + params.k
+        per = 6 * m * m + 1
+    elif reduced_applies(params):
         per = 6 * params.k * params.k + 3 * params.k * params.s + 1
     else:
         m = params.d if regime_of(params) == "over" else params.n

@@ -115,7 +115,7 @@ _declare("Lb", "L", r"Bartlett factor: lower triangular, $L L^\top = \Sigma^{-1/
 _declare("Gt", r"\tilde G", r"whitened noise $E X^\top T^{-\top}$, $T = \Sigma^{1/2} L$; i.i.d.\ $\mathcal N(0,\sigma^2)$, independent of $L$", ("k", "d"), group="samplers")
 _declare("Z1", "Z_1", r"$V^\top X$: the data in the shift's row space ($V$: right singular vectors of $\Delta^*$)", ("s", "n"), group="samplers")
 _declare("Wb", r"W_\perp", r"$X^\top (I - V V^\top) X\sim\mathcal W_n(I, d - s)$, independent of $Z_1$", ("n", "n"), group="samplers")
-_declare("Rred", r"\mathcal R_{\mathrm{red}}", r"excess risk from the reduced $k\times k$ statistics $(L_{11}, G_1, P, Q, J)$ of the overdetermined sampler ($k \le d - s$)", nonnegative=True)
+_declare("Rred", r"\mathcal R_{\mathrm{red}}", r"excess risk from the reduced statistics: $(L_{11}, G_1, P, Q, J)$ over ($k \le d - s$), $(R_0, T)$ under ($s + k \le n \le d - s$)", nonnegative=True)
 _declare("Rfast", r"\mathcal R_{\mathrm{fast}}", r"excess risk computed from the sufficient statistics ($L, \tilde G$ over; $Z_1, W, E$ under)", nonnegative=True)
 # --- sample-covariance misalignment (derivations misalign_growth, misalign_sample) ---
 _declare("etn", r"\tilde\varepsilon", r"normalised misalignment $\lVert C_0^{-1/2} Q_\perp C Q C_0^{-1/2}\rVert_{\mathrm{op}} < 1$", nonnegative=True, group="misalignment")

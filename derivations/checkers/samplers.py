@@ -44,6 +44,9 @@ def _wrong_over(setup, stats):
 
 def _wrong_under(setup, stats):
     """Planted error: the bias term ||Delta*||^2 - ||Dt||^2 dropped."""
+    if setup["form"] == "reduced":
+        fft, lora, bias = samplers.reduced_under_risks(setup, stats)
+        return fft - bias, lora - bias.unsqueeze(-1)
     fft, lora = samplers.risks(setup, stats)
     C = torch.linalg.cholesky(stats["K"])
     Dt = torch.linalg.solve_triangular(C.transpose(-1, -2), setup["Ud"] @ stats["Z1"], upper=True,
@@ -69,7 +72,7 @@ def check_sampler_identity(step, derivation, cfg, formula=None) -> Certificate:
     """Raw data -> statistics -> fast risks, against the raw estimators, draw by draw."""
     regime = derivation.extra.need("regime", derivation.id)
     variant = step.options.get("variant")
-    form = step.options.get("form", "full")      # over: the d x d or the reduced k x k sampler
+    form = step.options.get("form", "full")      # the full or the reduced sampler
     device = resolve(cfg.device)
     worst, draws = 0.0, 0
     points = derivation.check_points(cfg)
@@ -83,8 +86,7 @@ def check_sampler_identity(step, derivation, cfg, formula=None) -> Certificate:
                                     *(("reduced",) if form == "reduced" else ()), i))
         Xd, Rd = sample_data(inst, 64, gen, device)
         Ed = Rd - inst["Delta"] @ Xd
-        setup = samplers.fast_setup(inst, regime, form) if regime == "over" else \
-            samplers.fast_setup(inst, regime)
+        setup = samplers.fast_setup(inst, regime, form)
         stats = samplers.stats_from_data(setup, inst, Xd, Ed)
         fft, lora = (_WRONG[variant] if variant else samplers.risks)(setup, stats)
         q = min(p.d, p.k, p.n)
@@ -98,7 +100,7 @@ def check_sampler_identity(step, derivation, cfg, formula=None) -> Certificate:
                        {"instances": len(points), "draws": draws, "worst_relative_gap": worst,
                         "tolerance": IDENTITY_TOL, "device": str(device)}, 0.0,
                        f"{draws} raw data sets at {len(points)} instances"
-                       f"{' (reduced k x k statistics)' if form == 'reduced' else ''}: fast = raw risks to "
+                       f"{' (reduced statistics)' if form == 'reduced' else ''}: fast = raw risks to "
                        f"{worst:.1e} (relative; float64, tolerance {IDENTITY_TOL:g})")
 
 

@@ -10,7 +10,10 @@ statistics instead of raw ``(X, E)`` (the derivation of each law is in ``numeric
   shift's ``s`` coordinates split off; ``P``, ``Q`` from two ``k x k`` Bartlett factors, the
   second with the Schur complement's ``n - d + k`` degrees of freedom);
 * under (``Sigma = I``): the risks are functions of ``Z1 = V^T X``, ``K = Z1^T Z1 + W`` with
-  ``W ~ Wishart_n(I, d - s)`` independent of ``Z1``, and ``E``.
+  ``W ~ Wishart_n(I, d - s)`` independent of ``Z1``, and ``E``; where ``s + k <= n <= d - s``
+  the sampler draws their ``(s + k) x (s + k)`` reduction (``R0`` of the QR of ``[Z1; E /
+  sigma]^T`` and ``T = Rs Rs^T + Y``, ``Y`` a Schur complement with ``d - n + k`` degrees of
+  freedom).
 
 Two checks certify them against the raw path, the reference:
 
@@ -79,16 +82,17 @@ def _wrong_dof(shift):
 
 
 def _wrong_reduced_dof(p, est, t, g, dev):
-    """The reduced sampler drawn as if ``n`` were one smaller (the correct sampler where the
-    reduced form does not apply): the reduced point must reject it on its own."""
+    """The reduced sampler drawn with one degree of freedom too few (over: ``n``; under: ``d -
+    s``; the correct sampler where the reduced form does not apply): the reduced point must
+    reject it on its own."""
     extra = {"dof_shift": -1} if samplers.reduced_applies(p) else {}
     return samplers.simulate(p, est, t, g, dev, path="fast", **extra)
 
 
 def _wrong_schur(p, est, t, g, dev):
-    """The reduced sampler with the Schur block's ``n - d + k`` degrees of freedom mistaken for
-    ``n - d`` (the correct sampler where the reduced form does not apply)."""
-    extra = {"schur_dof": p.n - p.d} if samplers.reduced_applies(p) else {}
+    """The reduced sampler with the Schur block's ``|n - d| + k`` degrees of freedom mistaken
+    for ``|n - d|`` (the correct sampler where the reduced form does not apply)."""
+    extra = {"schur_dof": abs(p.n - p.d)} if samplers.reduced_applies(p) else {}
     return samplers.simulate(p, est, t, g, dev, path="fast", **extra)
 
 
@@ -105,6 +109,8 @@ _POINTS = {
     # in opposite directions); left (k <= n) and right (k > n) forms
     "under": [dict(d=12, k=3, n=5, r=1, sigma=1.0, shift_sv=(1.0, 0.5, 0.25)),
               dict(d=10, k=6, n=4, r=2, sigma=1.0, shift_sv=(1.0, 0.5)),
+              # s + k <= n <= d - s: the reduced (s + k) x (s + k) sampler (sigma != 1)
+              dict(d=14, k=3, n=7, r=2, sigma=1.3, shift_sv=(1.0, 0.5)),
               # d - s < n: W is a singular Wishart (drawn from its Gaussian factor)
               dict(d=16, k=7, n=11, r=2, sigma=1.2, shift_sv=(1.0, 0.8, 0.6, 0.5, 0.4, 0.3))],
 }
@@ -163,6 +169,23 @@ def _make(regime) -> Derivation:
                       r"the law by the statement's two-sample test",
                  options={"form": "reduced"}),
         )
+    else:
+        steps += (
+            Step("reduced-identity", risk(DeltaL), "=", Rred,
+                 Justification("lemma", r"$\Phi_0 = [Z_1; E/\sigma]$, $\Phi_0^\top = QR_0$: the risks "
+                               r"need $\Phi_0\Phi_0^\top = R_0^\top R_0$ and $\Phi_0K^{-1}\Phi_0^\top = "
+                               r"R_0^\top T^{-1}R_0$, $T = R_sR_s^\top + Y$; completing $Q$ to $O$, "
+                               r"$O^\top WO\sim\mathcal W_n(I, d - s)$ is independent of $\Phi_0$, so "
+                               r"$Y\sim\mathcal W_{s+k}(I, d - n + k)$ (Schur complement) and $R_0^\top$ "
+                               r"is Bartlett, independent",
+                               "Muirhead (1982), Thm 3.2.10 (Schur complement of a Wishart matrix)"),
+                 ("sampler_identity",),
+                 note=r"where $s + k \le n \le d - s$ the sampler draws these $(s+k)\times(s+k)$ "
+                      r"statistics (no $n\times n$ factor); the identity is checked draw by draw on "
+                      r"raw data (the statistics computed from it by the same QR), the law by the "
+                      r"statement's two-sample test",
+                 options={"form": "reduced"}),
+        )
     controls = (
         Control(f"identity: {wrong_id}", f"step \\emph{{risk-identity}} with the planted error "
                 f"``{wrong_id}''", "risk-identity", options={"variant": wrong_id}),
@@ -188,7 +211,17 @@ def _make(regime) -> Derivation:
     if regime == "under":
         controls = controls[:1] + tuple(
             Control(c.name, c.description + ")", "statement", formula=c.formula)
-            for c in controls[1:])
+            for c in controls[1:]) + (
+            Control("reduced identity: bias dropped", r"step \emph{reduced-identity} without "
+                    r"the bias $\lVert\Delta^*\rVert_F^2 - \lVert M_z(U\operatorname{diag}(s))^\top"
+                    r"\rVert_F^2$", "reduced-identity", options={"variant": "bias dropped"}),
+            Control("reduced sampler, d - s one too few", r"reduced sampler with $Y\sim\mathcal "
+                    r"W_{s+k}(I, d - n + k - 1)$ (at the reduced check point alone)", "statement",
+                    formula=_wrong_reduced_dof),
+            Control("Schur block dof d - n", r"reduced sampler with $Y\sim\mathcal W_{s+k}(I, d - n)$ "
+                    r"instead of $\mathcal W_{s+k}(I, d - n + k)$", "statement",
+                    formula=_wrong_schur),
+        )
 
     def validate(p):
         if regime == "over":
@@ -219,7 +252,9 @@ def _make(regime) -> Derivation:
         summary=summary if regime == "over" else (
             r"Underdetermined with $\Sigma = I$, the risks depend on the data only through the "
             r"shift's row space $Z_1$ ($s\times n$), an independent $\mathcal W_n(I, d-s)$ block "
-            r"and $E$: a data set costs $O(kn^2 + n^3)$, independent of $d$.  (A general "
+            r"and $E$: a data set costs $O(kn^2 + n^3)$, independent of $d$; where $s + k \le n "
+            r"\le d - s$ a QR of $[Z_1; E/\sigma]^\top$ reduces it to $(s+k)\times(s+k)$ "
+            r"statistics.  (A general "
             r"$\Sigma$ needs $X^\top\Sigma X$ and $X^\top X$ jointly: no fixed-size statistic, "
             r"so \texttt{fft\_under\_general} simulates raw data.)"),
         references=("Bartlett (1933)", "Muirhead (1982), Thm 3.2.14 (Bartlett decomposition)",

@@ -23,6 +23,8 @@ CASES = {   # (params, regime): both truncation forms (k <= m and k > m) in both
     "under, k < n": (dict(d=14, k=3, n=5, r=2, shift_sv=(3.0, 1.5)), "under"),
     "under, k > n": (dict(d=14, k=8, n=5, r=2, shift_sv=(3.0, 1.5, 1.0, 0.5)), "under"),
     "under, d - s < n": (dict(d=9, k=3, n=7, r=2, shift_sv=(3.0, 1.5, 1.0)), "under"),
+    # s + k <= n <= d - s: the reduced (s + k) x (s + k) form (auto)
+    "under reduced": (dict(d=15, k=3, n=8, r=2, sigma=1.3, shift_sv=(3.0, 1.5)), "under"),
 }
 
 
@@ -35,15 +37,19 @@ def test_statistics_of_raw_data_give_the_raw_estimators_risks(name):
     inst = torch_instance(p)
     X, R = est.sample_data(inst, 6, generator(0))
     E = R - inst["Delta"] @ X
-    setup = sm.fast_setup(inst, regime)
-    fft, lora = sm.risks(setup, sm.stats_from_data(setup, inst, X, E))
     q = min(p.d, p.k, p.n)
     rfft, rlora = sm.raw_risks(inst, X, R, list(range(1, q + 1)))
-    assert torch.allclose(fft, rfft, rtol=1e-9, atol=0)
-    assert lora.shape == rlora.shape == (6, q)
-    assert torch.allclose(lora, rlora, rtol=1e-9, atol=1e-12)
-    # not vacuous: the rank-(r+1) column differs from the rank-r one
-    assert not torch.allclose(lora[:, 0], rlora[:, 1], rtol=1e-3)
+    # both forms where the reduced one applies (auto picks it), the full one everywhere
+    for form in ("full",) + (("reduced",) if sm.reduced_applies(p) else ()):
+        setup = sm.fast_setup(inst, regime, form)
+        assert setup["form"] == form
+        fft, lora = sm.risks(setup, sm.stats_from_data(setup, inst, X, E))
+        assert torch.allclose(fft, rfft, rtol=1e-9, atol=0), form
+        assert lora.shape == rlora.shape == (6, q)
+        assert torch.allclose(lora, rlora, rtol=1e-9, atol=1e-12), form
+        # not vacuous: the rank-(r+1) column differs from the rank-r one
+        assert not torch.allclose(lora[:, 0], rlora[:, 1], rtol=1e-3)
+    assert sm.fast_setup(inst, regime)["form"] == ("reduced" if sm.reduced_applies(p) else "full")
 
 
 def test_the_reduced_form_is_chosen_where_it_applies_and_agrees_with_the_full_one():
@@ -66,6 +72,13 @@ def test_the_reduced_form_is_chosen_where_it_applies_and_agrees_with_the_full_on
         sm.fast_setup(torch_instance(q), "over", "reduced")
     with pytest.raises(ValueError, match="schur_dof"):
         sm.simulate(q, "fft", 10, generator(0), path="fast", schur_dof=3)
+    # underdetermined: s + k <= n <= d - s
+    u = make_params(d=15, k=3, n=8, r=1, shift_sv=(3.0, 1.5), seed=0)
+    assert sm.reduced_applies(u) and sm.fast_setup(torch_instance(u), "under")["form"] == "reduced"
+    w = make_params(d=15, k=7, n=8, r=1, shift_sv=(3.0, 1.5), seed=0)       # s + k > n
+    assert not sm.reduced_applies(w)
+    with pytest.raises(ValueError, match="s \\+ k <= n <= d - s"):
+        sm.fast_setup(torch_instance(w), "under", "reduced")
 
 
 def test_bartlett_factor_is_lower_triangular_with_the_wishart_mean():
@@ -100,7 +113,10 @@ TWO_SAMPLE = [(dict(d=4, k=3, n=12, r=1, shift_sv=(3.0, 2.0, 1.0), cov_eigs=(4.0
               # underdetermined: the noise must dominate, else a wrong d - s moves the bias and
               # the variance in opposite directions and the error nearly cancels in the mean
               (dict(d=12, k=3, n=5, r=1, shift_sv=(1.0, 0.5, 0.25)), "fft"),
-              (dict(d=12, k=3, n=5, r=2, shift_sv=(1.0, 0.5, 0.25)), "lora")]
+              (dict(d=12, k=3, n=5, r=2, shift_sv=(1.0, 0.5, 0.25)), "lora"),
+              # the reduced underdetermined form (s + k <= n <= d - s)
+              (dict(d=14, k=3, n=7, r=2, sigma=1.3, shift_sv=(1.0, 0.5)), "fft"),
+              (dict(d=14, k=3, n=7, r=2, sigma=1.3, shift_sv=(1.0, 0.5)), "lora")]
 
 
 @pytest.mark.parametrize("kw, estimator", TWO_SAMPLE)
@@ -113,8 +129,8 @@ def test_two_sample_fast_equals_raw_and_a_wrong_dof_is_rejected(kw, estimator):
     for shift in (-1, 1):
         zw, _ = _z(p, estimator, 20000, raw, dof_shift=shift)
         assert abs(zw) > Z_PASS, (shift, zw)
-    if sm.reduced_applies(p):     # and the Schur block's n - d + k mistaken for n - d
-        zw, _ = _z(p, estimator, 20000, raw, schur_dof=p.n - p.d)
+    if sm.reduced_applies(p):     # and the Schur block's |n - d| + k mistaken for |n - d|
+        zw, _ = _z(p, estimator, 20000, raw, schur_dof=abs(p.n - p.d))
         assert abs(zw) > Z_PASS, ("schur", zw)
 
 
