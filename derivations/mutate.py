@@ -123,6 +123,11 @@ METHODS = {"rsqrt": "sqrt", "svdvals": "eigvalsh", "eigvalsh": "svdvals", "chole
 # Mutants whose statement is still true, with the reason (reported apart from the catch rate).
 # Filled from the recorded run of the full suite: a survivor is either fixed or listed here.
 EQUIVALENT: dict = {
+    "numeric/samplers.py::draw_stats::op-swap::8d6ea837":
+        "d - n + k + dof_shift -> d - n + k - dof_shift in the reduced underdetermined sampler: "
+        "only the negative controls' knob changes sign (they then draw one degree of freedom too "
+        "many for too few and vice versa -- still wrong samplers, still rejected); the sampler "
+        "itself (dof_shift = 0) is unchanged",
     "numeric/estimators.py::simulate_risk::drop-right::25d96000":
         "every chunk draws `trials` data sets instead of the remainder: more simulated data sets "
         "of the same law, every expectation unchanged",

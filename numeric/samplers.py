@@ -410,26 +410,30 @@ def has_fast_path(params) -> bool:
 
 
 def reduced_applies(params) -> bool:
-    """A reduced form applies (``s``: the rank of the shift): overdetermined with ``1 <= s`` and
-    ``k <= d - s`` (``k x k`` statistics), or underdetermined with ``Sigma = I`` and ``s + k <= n
-    <= d - s`` (``(s + k) x (s + k)`` statistics)."""
-    s = params.s
-    if regime_of(params) == "over":
-        return s >= 1 and params.k <= params.d - s
-    return params.isotropic and max(s, 1) + params.k <= params.n <= params.d - max(s, 1)
+    """A reduced form applies: overdetermined with ``1 <= s`` and ``k <= d - s`` (``k x k``
+    statistics), or underdetermined with ``Sigma = I`` and ``s + k <= n <= d - s`` (``(s + k) x
+    (s + k)``); ``s`` the shift's rank.  Decided by ``fast_setup`` itself (one rule)."""
+    from .instances import torch_instance
+
+    return has_fast_path(params) and \
+        fast_setup(torch_instance(params, "cpu"), regime_of(params))["form"] == "reduced"
 
 
-def fast_chunk(params) -> int:
+def fast_chunk(params, setup: dict | None = None) -> int:
     """Data sets per draw of the fast sampler (a function of the dimensions only, so the numbers
-    never depend on the machine): about 16 MB of float64 per block of statistics."""
-    if reduced_applies(params) and regime_of(params) == "under":
-        m = max(params.s, 1) + params.k
-        per = 6 * m * m + 1
-    elif reduced_applies(params):
-        per = 6 * params.k * params.k + 3 * params.k * params.s + 1
+    never depend on the machine): about 16 MB of float64 per block of statistics.  ``setup``:
+    the sampler's (``fast_setup``), built from ``params`` when not given."""
+    if setup is None:
+        from .instances import torch_instance
+
+        setup = fast_setup(torch_instance(params, "cpu"), regime_of(params))
+    k = params.k
+    if setup["form"] == "reduced":
+        m = k if setup["regime"] == "over" else setup["s"] + k
+        per = 6 * m * m + 3 * m * setup["s"] + 1
     else:
-        m = params.d if regime_of(params) == "over" else params.n
-        per = m * m + params.k * m + 1
+        m = params.d if setup["regime"] == "over" else params.n
+        per = m * m + k * m + 1
     return int(max(1, min(20000, 2_000_000 // per)))
 
 
@@ -481,7 +485,7 @@ def simulate_ranks(params, trials: int, gen, device="cpu", *, path="auto", ranks
     idx = torch.as_tensor([max(r - 1, 0) for r in ranks], dtype=torch.long)
     inst = torch_instance(params, device)
     setup = fast_setup(inst, regime) if path == "fast" else None
-    chunk = chunk or (fast_chunk(params) if path == "fast" else 2000)
+    chunk = chunk or (fast_chunk(params, setup) if path == "fast" else 2000)
     need_lora = ranks != [0]
     ffts, loras = [], []
     # one CPU thread: batched small matrices gain nothing from intra-op threads on a busy
