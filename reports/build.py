@@ -262,6 +262,7 @@ def open_build(b: Build) -> None:
 
 def audit(b: Build, progress) -> None:
     """Stage 3: every derivation's audit result and sweep, from the cache or computed."""
+    from derivations.results import AuditRun, DerivationResult
     from numeric.provenance import provenance
 
     from . import cache as cache_mod
@@ -271,6 +272,13 @@ def audit(b: Build, progress) -> None:
         key, ingredients = cache_mod.derivation_key(der, b.cfg, b.device)
         keys_by_module.setdefault(der.module.__name__ if der.module else der.id, []).append(key)
         entry = b.cache.load("derivations", der.id, key)
+        if entry is not None:
+            try:                # a stored verdict must follow from its stored parts
+                DerivationResult.from_json(entry["audit"])
+            except (KeyError, TypeError, ValueError) as exc:
+                progress(f"{der.id}: the cached audit is inconsistent ({str(exc)[:120]}); "
+                         f"auditing again")
+                entry = None
         if entry is None:
             progress(f"{der.id}: auditing")
             entry = compute_derivation(der, b.cfg, b.device, progress)
@@ -282,9 +290,9 @@ def audit(b: Build, progress) -> None:
         b.stored[der.id] = entry
     b.derivation_keys = {m: "+".join(k) for m, k in keys_by_module.items()}
     b.prov = provenance(b.device, config=b.cfg.as_dict())
-    b.audit = {"provenance": b.prov,
-               "verdict": "pass" if all(e["audit"]["verdict"] == "pass" for e in b.stored.values())
-               else "fail",
+    run = AuditRun(tuple(DerivationResult.from_json(e["audit"]) for e in b.stored.values()),
+                   b.prov)
+    b.audit = {"provenance": b.prov, "verdict": run.verdict,
                "derivations": {i: e["audit"] for i, e in b.stored.items()}}
 
 

@@ -175,6 +175,26 @@ def test_cache_reuse_and_exact_invalidation(first, workdir, plugins, monkeypatch
     assert k0 != k1
 
 
+def test_a_cached_audit_whose_verdict_contradicts_its_parts_is_audited_again(first, workdir,
+                                                                             plugins):
+    import json
+
+    [path] = (workdir / "cache" / "derivations").glob("fft_under_iso-*/result.json")
+    stored = json.loads(path.read_text())
+    assert stored["result"]["audit"]["verdict"] == "pass"
+    stored["result"]["audit"]["verdict"] = "fail"          # tampered: its parts still pass
+    path.write_text(json.dumps(stored))
+    msgs = []
+    res = build_report(_opts(workdir, compile=False), progress=msgs.append)
+    # (fft_over may be recomputed too: an earlier test cached it under an edited source)
+    assert res.derivations["fft_under_iso"] == "computed"
+    assert any("fft_under_iso: the cached audit is inconsistent" in m for m in msgs)
+    assert not any("fft_over: the cached audit is inconsistent" in m for m in msgs)
+    again = json.loads(next((workdir / "cache" / "derivations").glob(
+        "fft_under_iso-*/result.json")).read_text())
+    assert again["result"]["audit"]["verdict"] == "pass"    # the entry is repaired
+
+
 def test_fresh_recomputes(workdir, plugins):
     res = build_report(_opts(workdir, compile=False, only=("demo",), fresh=True),
                        progress=lambda m: None)
