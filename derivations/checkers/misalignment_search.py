@@ -25,6 +25,7 @@ from numeric.stats import Z_PASS, summarize
 
 from ..core import Certificate, Justification, Step
 from . import checker
+from .montecarlo import pilot_extension
 from .precision import check_hp
 
 
@@ -103,17 +104,34 @@ def check_pieces(statement, derivation, cfg, formula=None) -> Certificate:
     rows = []
     for i, p in enumerate(derivation.check_points(cfg)):
         gen = generator(stable_seed(cfg.seed, derivation.id, "pieces", i))
+
+        def stats(lhs, rhs, scale):
+            sl, sr = summarize(lhs), summarize(rhs)
+            se = math.sqrt(sl.se ** 2 + sr.se ** 2)
+            z = (sl.mean - sr.mean) / se if se > 0 else (0.0 if sl.mean == sr.mean else math.inf)
+            return sl, sr, se, z, Z_PASS * se / abs(scale) if scale else math.inf
+
         out = hook(p, cfg.mc_trials, gen, device, variant=formula)
         lhs, rhs = out[0], out[1]
-        sl, sr = summarize(lhs), summarize(rhs)
         # scale of the detectable error: the hook's third output (e.g. the mean risk when the
         # sides are a small piece of it), else the right-hand side
-        scale = float(out[2]) if len(out) > 2 else sr.mean
-        se = math.sqrt(sl.se ** 2 + sr.se ** 2)
-        z = (sl.mean - sr.mean) / se if se > 0 else (0.0 if sl.mean == sr.mean else math.inf)
+        scale = float(out[2]) if len(out) > 2 else summarize(rhs).mean
+        sl, sr, se, z, det = stats(lhs, rhs, scale)
+        # as the mc steps do: a pilot that is not decisive draws on from the same generator
+        # (same seed, same numbers) until it detects cfg.mc_target_detectable
+        extra = pilot_extension(z, det, sl.trials, cfg)
+        if extra:
+            import torch
+
+            more = hook(p, extra, gen, device, variant=formula)
+            lhs, rhs = torch.cat([lhs, more[0]]), torch.cat([rhs, more[1]])
+            if len(out) > 2:      # the scale: the trial-weighted mean of the two estimates
+                scale = (scale * sl.trials + float(more[2]) * extra) / (sl.trials + extra)
+            else:
+                scale = summarize(rhs).mean
+            sl, sr, se, z, det = stats(lhs, rhs, scale)
         rows.append({"params": p.as_dict(), "lhs_mean": sl.mean, "rhs_mean": sr.mean, "se": se,
-                     "z": z, "trials": sl.trials, "scale": scale,
-                     "detectable_rel": Z_PASS * se / abs(scale) if scale else math.inf})
+                     "z": z, "trials": sl.trials, "scale": scale, "detectable_rel": det})
     worst_z = max(abs(r["z"]) for r in rows)
     worst_det = max(r["detectable_rel"] for r in rows)
     if worst_z > Z_PASS:

@@ -167,3 +167,37 @@ def test_fixed_point_ties_the_typeset_equation_to_the_code(quick_cfg):
     assert all(float(r["typeset_vs_code_gap"]) < 1e-40 for r in good.evidence["instances"])
     bad = step.with_sides(lhs=sp.Sum(F.lam[F.i] * (F.lam[F.i] + F.kappa), (F.i, 1, F.d)))
     assert run_checker("fixed_point", bad, der, quick_cfg).verdict == "fail"
+
+
+def test_pieces_mc_draws_on_to_the_target_power_and_keeps_same_seed_same_numbers():
+    """``pieces_mc`` extends a passing but underpowered pilot from the same generator (as the
+    ``mc`` steps do) and still rejects a wrong piece; the same seed gives the same numbers."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from derivations.checkers.misalignment_search import check_pieces
+    from derivations.config import make_config
+    from numeric.params import make_params
+
+    calls = []
+
+    def hook(p, trials, gen, device, variant=None):
+        calls.append(trials)
+        lhs = 1.0 + 0.3 * torch.randn(trials, generator=gen, dtype=torch.float64)
+        rhs = (1.0 + (0.05 if variant else 0.0)) + 0.3 * torch.randn(trials, generator=gen,
+                                                                      dtype=torch.float64)
+        return lhs, rhs
+    der = SimpleNamespace(id="fake", extra=SimpleNamespace(need=lambda name, owner: hook),
+                          check_points=lambda cfg: [make_params(d=4, k=3, n=12, r=1)])
+    cfg = make_config(quick=False, device="cpu")
+    cert = check_pieces(None, der, cfg)
+    assert cert.verdict == "pass" and len(calls) == 2 and calls[0] == cfg.mc_trials
+    row = cert.evidence["points"][0]
+    assert row["trials"] == sum(calls) < cfg.mc_max_trials
+    assert row["detectable_rel"] <= cfg.mc_target_detectable
+    again = check_pieces(None, der, cfg)
+    assert again.evidence["points"][0]["lhs_mean"] == row["lhs_mean"]   # same seed, same numbers
+    calls.clear()
+    wrong = check_pieces(None, der, cfg, formula="shifted")     # a 5 % error in one side
+    assert wrong.verdict == "fail" and calls == [cfg.mc_trials]  # decisive pilot: not extended
