@@ -165,6 +165,40 @@ def bench_mc(device, repeat):
     return rows
 
 
+def bench_breakdown(device, repeat):
+    """Where the reduced sampler's time goes at (100, 50, 400): drawing the statistics, the
+    risks, and inside the risks the one 50 x 50 ``eigh`` (per data set, CPU seconds)."""
+    import torch
+
+    from numeric import samplers
+    from numeric.device import generator, resolve, single_thread
+    from numeric.instances import torch_instance
+    from numeric.params import make_params
+
+    dev = resolve(device)
+    p = make_params(d=100, k=50, n=400, r=4, shift_sv=(3.0, 2.0, 1.0), seed=0)
+    setup = samplers.fast_setup(torch_instance(p, dev), "over")
+    b, gen = samplers.fast_chunk(p, setup), generator(7)
+    with single_thread(dev), torch.no_grad():
+        stats = samplers.draw_stats(setup, b, gen, dev)
+        Af = setup["Bs"] @ stats["L11"] + stats["G1"]
+        gram = Af @ Af.transpose(-1, -2) + stats["P"]
+
+        def best(fn):
+            fn()
+            out = []
+            for _ in range(max(3, repeat)):
+                _, _, c = _timed(fn)
+                out.append(c)
+            return 1000 * min(out) / b
+        t_draw = best(lambda: samplers.draw_stats(setup, b, gen, dev))
+        t_risk = best(lambda: samplers.risks(setup, stats))
+        t_eigh = best(lambda: torch.linalg.eigh(gram))
+    print(f"reduced sampler at (100, 50, 400), form {setup['form']}, {b} data sets per block "
+          f"(ms of CPU per data set): statistics {t_draw:.3f}, risks {t_risk:.3f} of which the "
+          f"50 x 50 eigh {t_eigh:.3f}; total {t_draw + t_risk:.3f}")
+
+
 def bench_memory():
     """Peak resident memory of the largest default simulation, in a fresh process."""
     import subprocess
@@ -241,6 +275,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     bench_hp(args.repeat)
     bench_mc(args.device, args.repeat)
+    bench_breakdown(args.device, args.repeat)
     bench_memory()
     if not args.no_pipeline:
         bench_pipeline()
