@@ -185,6 +185,10 @@ class Hooks:
     fixed_point: Any = _hook(None, "(Params, dps, perturb) -> root and residual: checker "
                                    "fixed_point")
     value_points: Any = _hook(None, "cfg -> [Params]: points of checker value_e2e")
+    exact_estimator_value: Any = _hook(None, "Params -> float: the exact value (no Monte Carlo) "
+                                       "of what `simulate` estimates, for a deterministic "
+                                       "estimator; checker value_e2e compares it with the "
+                                       "formula to round-off")
     simulate_raw: Any = _hook(None, "the raw-data simulator beside a fast sampler (first end-to-"
                                     "end point)")
     regime: Any = _hook(None, "'over' | 'under': the samplers' certification regime")

@@ -234,13 +234,8 @@ def test_loss_samples(p, trials: int, gen, device="cpu", test_size: int = 256):
     import torch
 
     from .device import randn
-    from .instances import torch_instance
 
-    inst = torch_instance(p, device)
-    Delta, C = inst["Delta"], inst["C"]
-    X = torch.linalg.cholesky(p.d * C)
-    A = estimators.lora_over(X[None], (Delta @ X)[None], p.r)[0]
-    Astar = estimators.truncate(Delta, p.r)
+    Delta, A, Astar = _trained_fit(p, device)
     out = []
     chunk = max(1, 2 ** 20 // (test_size * max(p.d, p.k)))
     for start in range(0, trials, chunk):
@@ -252,6 +247,33 @@ def test_loss_samples(p, trials: int, gen, device="cpu", test_size: int = 256):
         ls = ((y - x @ Astar.T) ** 2).sum(-1)
         out.append((la - ls).mean(-1))
     return torch.cat(out)
+
+
+def _trained_fit(p, device="cpu"):
+    """``(Delta*, A, P_r(Delta*))``: the noise-free LoRA estimator (``estimators.lora_over``)
+    trained on the design ``X = chol(d C)`` (so ``X X^T = d C``) with labels ``Delta* X``."""
+    import torch
+
+    from .instances import torch_instance
+
+    inst = torch_instance(p, device)
+    Delta, C = inst["Delta"], inst["C"]
+    X = torch.linalg.cholesky(p.d * C)
+    A = estimators.lora_over(X[None], (Delta @ X)[None], p.r)[0]
+    return Delta, A, estimators.truncate(Delta, p.r)
+
+
+def trained_bias(p, device="cpu") -> float:
+    """The exact mean of :func:`test_loss_samples`, without Monte Carlo: the trained estimator's
+    excess risk minus the best rank-``r`` risk, ``||A - Delta*||_F^2 - ||P_r(Delta*) - Delta*||_F^2``
+    (``Sigma = I``), in float64.  The estimator is deterministic (noise-free labels on a fixed
+    design), so this is its risk exactly; the held-out Monte Carlo only re-derives the
+    definition of the risk.  (``estimators.excess_risk``, not the formula's mpmath route.)"""
+    import torch
+
+    Delta, A, Astar = _trained_fit(p, device)
+    eye = torch.eye(p.d, dtype=Delta.dtype, device=Delta.device)
+    return float(estimators.excess_risk(A, Delta, eye) - estimators.excess_risk(Astar, Delta, eye))
 
 
 def sample_cov_measures(p, n: int, trials: int, gen, device="cpu") -> dict:

@@ -256,7 +256,7 @@ first = Derivation(
              r"\frac{1+\eta}{1-\eta}b_r$, hence $\beta_{\mathrm{mis}}\le\frac{2\eta}{1-\eta}b_r$. "
              r"An upper bound; attained when an aligned $C$ swaps two weighted singular values."),
     references=("Eckart--Young",),
-    extra={"evaluate_details": details,
+    extra={"evaluate_details": details, "exact_estimator_value": mis.trained_bias,
            "statement_options": _ineq(first_params, search_iters=60),
            "generic_exempt": GENERIC_EXEMPT, "truth_statement": False,
            "truth": (Truth("beta_mis (code) vs its definition", beta, formula,
@@ -377,7 +377,7 @@ second = Derivation(
              r"explicit -- second order in the misalignment, an upper bound with loose constants."),
     references=("Yu, Wang, Samworth (2015), A useful variant of the Davis--Kahan theorem",
                 "Wedin (1972)", "Bhatia, Matrix Analysis (1997)"),
-    extra={"evaluate_details": details,
+    extra={"evaluate_details": details, "exact_estimator_value": mis.trained_bias,
            "statement_options": _ineq(second_params, search_iters=50),
            "generic_exempt": GENERIC_EXEMPT, "truth_statement": False,
            # both sides of K = 1 at the points of step "bound" (its control "square dropped"

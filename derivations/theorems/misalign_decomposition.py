@@ -115,6 +115,13 @@ def over_simulate(p, trials, gen, device):
     return mis.test_loss_samples(p, trials, gen, device, test_size=64) + b
 
 
+def over_exact(p):
+    """The exact mean of ``over_simulate``: the trained noise-free estimator's risk."""
+    from numeric.instances import torch_instance
+
+    return mis.trained_bias(p) + float(mis.best_rank_risk(torch_instance(p, "cpu")["Delta"], p.r))
+
+
 over_steps = (
     Step("whitened-noise", R * X.T * Sih, "=", M_o + G,
          Justification("algebra", r"$R X^\top S^{-1/2} = \Delta^* S S^{-1/2} + E X^\top S^{-1/2}$"),
@@ -172,7 +179,7 @@ over = Derivation(
              r"content is that $\mathbb E\beta_{\mathrm{mis}}(\hat\Sigma)$ is detectably non-zero "
              r"(the control that drops it is rejected) and how large it is."),
     extra={"evaluate_details": mis.point_summary, "pieces_mc": over_pieces,
-           "value_points": _value_points,
+           "value_points": _value_points, "exact_estimator_value": over_exact,
            "generic_exempt": {k_: v_ for k_, v_ in GENERIC_EXEMPT.items() if k_ != "sigma != 1"},
            "truth_statement": False,
            "truth": (Truth("noise-free risk b_r + beta_mis(C) (code) vs R(A_C)",

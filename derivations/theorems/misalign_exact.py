@@ -200,6 +200,7 @@ DERIVATIONS = [Derivation(
              r"misalignment and inversely quadratic in the weighted head/tail gap."),
     references=("Eckart--Young (the rank-1 fit in metric $C$)",),
     extra={"evaluate_details": details, "leading": leading,
+           "exact_estimator_value": mis.trained_bias,
            "generic_exempt": GENERIC_EXEMPT, "truth_statement": False,
            "truth": (Truth("exact bias (closed-form code) vs its SymPy closed form", closed,
                            formula),

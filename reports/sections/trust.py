@@ -97,7 +97,13 @@ def _resolution(ctx) -> list[dict]:
         certs += [(f"step {s['id']}", c) for s in res["steps"] for c in s["certificates"]]
         for where, c in certs:
             ev = c.get("evidence", {})
-            if c["method"] in MC_METHODS and "max_detectable_rel" in ev:
+            if c["method"] in MC_METHODS and "mc_max_detectable_rel" in ev:
+                # value_e2e with an exact row: the exact comparison and the held-out Monte Carlo
+                rows.append({"derivation": der_id, "check": where + " (exact value)",
+                             "method": c["method"], "detectable": ev["max_detectable_rel"]})
+                rows.append({"derivation": der_id, "check": where + " (held-out Monte Carlo)",
+                             "method": c["method"], "detectable": ev["mc_max_detectable_rel"]})
+            elif c["method"] in MC_METHODS and "max_detectable_rel" in ev:
                 rows.append({"derivation": der_id, "check": where, "method": c["method"],
                              "detectable": ev["max_detectable_rel"]})
             elif c["method"] in ("convergence", "spiked"):

@@ -69,3 +69,35 @@ def test_cli_evaluate_exit_codes(capsys):
     assert "leading_coefficient" in out and "first_order_bound" in out
     assert main(["evaluate", "misalign_exact", "--set", "d=2", "k=2", "shift_sv=2,1",
                  "coupling=5"]) == 2
+
+
+VALUE_IDS = ["misalign_exact", "misalign_first_order", "misalign_second_order",
+             "misalign_decomposition"]
+
+
+@pytest.mark.parametrize("der_id", VALUE_IDS)
+def test_value_check_exact_row_rejects_what_the_held_out_monte_carlo_cannot(der_id):
+    """value_e2e's exact row (the deterministic trained estimator's risk, no Monte Carlo) passes
+    the right formula and rejects a 1e-6 relative error and a flipped sign, which the held-out
+    Monte Carlo (detects only ~3 %) lets through."""
+    import dataclasses
+
+    from derivations.checkers.misalignment_search import EXACT_ESTIMATOR_RTOL, \
+        check_value_end_to_end
+    from derivations.config import make_config
+
+    der = get(der_id)
+    cfg = make_config(quick=True)
+    good = check_value_end_to_end(der.statement, der, cfg)
+    assert good.verdict == "pass", good.summary
+    assert good.evidence["exact_max_rel_gap"] < 1e-12
+    assert good.evidence["max_detectable_rel"] == EXACT_ESTIMATOR_RTOL
+    assert good.evidence["mc_max_detectable_rel"] > 1e-3      # the Monte Carlo alone is weak
+    for wrong in (lambda p: der.formula(p) * (1 + 1e-6), lambda p: -der.formula(p)):
+        bad = check_value_end_to_end(der.statement, dataclasses.replace(der, formula=wrong), cfg)
+        assert bad.verdict == "fail", bad.summary
+        assert not all(r["ok"] for r in bad.evidence["exact"])
+    tiny = dataclasses.replace(der, formula=lambda p: der.formula(p) * (1 + 1e-6))
+    mc_only = dataclasses.replace(tiny, extra=dataclasses.replace(der.extra,
+                                                                  exact_estimator_value=None))
+    assert check_value_end_to_end(der.statement, mc_only, cfg).verdict == "pass"
