@@ -24,7 +24,7 @@ from symbolic.registry import sym
 from ..core import Certificate
 from . import checker
 from .dependencies import needed_definitions
-from .montecarlo import mc_certificate
+from .montecarlo import Z_DECISIVE, mc_certificate, pilot_extension
 
 DeltaGD = sym("DeltaGD")
 INIT_SCALES = (1e-3, 5e-4)
@@ -40,24 +40,51 @@ def check_two_sample(statement, derivation, cfg, formula=None) -> Certificate:
     Route A is ``derivation.simulate`` (the estimator, ``numeric.estimators``); route B is
     ``derivation.extra.route_samples`` (the decomposition), or ``formula`` -- a control's
     wrong variant with the same signature ``(params, trials, gen, device) -> samples``.
-    Pass iff ``|z| <= Z_PASS`` everywhere and the smallest detectable relative difference is at
-    most ``cfg.max_detectable``."""
+    A pilot of ``2 * cfg.mc_trials`` draws per route decides how many more each route draws
+    from its own generator (same seed, same numbers) to detect ``cfg.mc_target_detectable``,
+    at most ``cfg.mc_max_trials`` per route (``montecarlo.pilot_extension``; a decisive pilot
+    at any point, a wrong route, is judged at once).  Pass iff ``|z| <= Z_PASS`` everywhere
+    and the smallest detectable relative difference is at most ``cfg.max_detectable``."""
+    import torch
+
     device = resolve(cfg.device)
     route = formula or derivation.extra.need("route_samples", derivation.id)
     # two independent samples: twice the draws of a paired check keep the same power
     trials = 2 * cfg.mc_trials
-    rows = []
+    cells = []
     for i, p in enumerate(derivation.check_points(cfg)):
-        a = summarize(derivation.simulate(p, trials, generator(
-            stable_seed(cfg.seed, derivation.id, "estimator", i)), device))
-        b = summarize(route(p, trials, generator(
-            stable_seed(cfg.seed, derivation.id, "route", i)), device))
+        gen_a = generator(stable_seed(cfg.seed, derivation.id, "estimator", i))
+        gen_b = generator(stable_seed(cfg.seed, derivation.id, "route", i))
+        cells.append((p, gen_a, gen_b, [derivation.simulate(p, trials, gen_a, device).reshape(-1)],
+                      [route(p, trials, gen_b, device).reshape(-1)]))
+
+    def compare(xa, xb):
+        a, b = summarize(torch.cat(xa)), summarize(torch.cat(xb))
         se = math.hypot(a.se, b.se)
+        return a, b, se, (a.mean - b.mean) / se, Z_PASS * se / abs(b.mean)
+
+    # a decisive pilot anywhere (a wrong route) fails the check whatever the other points show:
+    # it is judged at once; otherwise each point draws on to the target power
+    decisive = any(abs(compare(xa, xb)[3]) > Z_DECISIVE for _, _, _, xa, xb in cells)
+    rows = []
+    for p, gen_a, gen_b, xa, xb in cells:
+        a, b, se, z, det = compare(xa, xb)
+        extra = 0 if decisive else pilot_extension(z, det, trials, cfg)
+        if extra:
+            xa.append(derivation.simulate(p, extra, gen_a, device).reshape(-1))
+            xb.append(route(p, extra, gen_b, device).reshape(-1))
+            a, b, se, z, det = compare(xa, xb)
         rows.append({"params": p.as_dict(), "estimator_mean": a.mean, "route_mean": b.mean,
-                     "se": se, "z": (a.mean - b.mean) / se, "trials": a.trials,
-                     "detectable_rel": Z_PASS * se / abs(b.mean)})
+                     "se": se, "z": z, "trials": a.trials, "pilot_trials": trials,
+                     "detectable_rel": det})
     return mc_certificate("two_sample", rows, cfg, device, lambda why, det: (
-        f"{why}: estimator vs decomposition at {len(rows)} points, detects >= {100 * det:.2g}%"))
+        f"{why}: estimator vs decomposition at {len(rows)} points, "
+        f"{_trials_range(rows)} draws per route, detects >= {100 * det:.2g}%"))
+
+
+def _trials_range(rows, key="trials") -> str:
+    t = sorted({r[key] for r in rows})
+    return str(t[0]) if len(t) == 1 else f"{t[0]}-{t[-1]}"
 
 
 @checker("lora_train")

@@ -148,23 +148,41 @@ def _trials_text(rows) -> str:
     t = sorted({r["trials"] for r in rows})
     return str(t[0]) if len(t) == 1 else f"{t[0]}-{t[-1]}"
 
-def end_to_end_points(derivation, cfg, formula=None):
+def end_to_end_points(derivation, cfg, formula=None, extend=True):
     """Simulate the estimator at each check point and compare with the formula.
 
     A derivation whose ``simulate`` is an exact fast sampler (``numeric.samplers``) declares the
     raw simulation as ``extra["simulate_raw"]``: the first point then simulates raw data (the
-    reference path, ``cfg.mc_trials`` data sets), the others use the fast sampler with
-    ``cfg.fast_trials`` data sets and must detect ``cfg.fast_max_detectable``."""
+    reference path), the others use the fast sampler with ``cfg.fast_trials`` data sets and
+    must detect ``cfg.fast_max_detectable``.  A raw-data point starts with ``cfg.mc_trials``
+    data sets and (``extend``) draws on from its generator to detect
+    ``cfg.mc_target_detectable`` (``pilot_extension``, at most ``cfg.mc_max_trials``) unless a
+    pilot somewhere is decisive (``|z| > Z_DECISIVE``: a wrong formula, judged at once)."""
+    import torch
+
+    from numeric.stats import compare
+
     device = resolve(cfg.device)
     formula = formula or derivation.formula
     raw = derivation.extra.simulate_raw
-    rows = []
+    cells = []
     for i, p in enumerate(derivation.check_points(cfg)):
         gen = generator(stable_seed(cfg.seed, derivation.id, "e2e", i))
         fast = raw is not None and i > 0
         sim = raw if raw is not None and i == 0 else derivation.simulate
+        target = formula(p)
         c = simulate_and_compare(sim, p, cfg.fast_trials if fast else cfg.mc_trials, gen,
-                                 device, formula(p))
+                                 device, target) if fast else None
+        samples = None if fast else sim(p, cfg.mc_trials, gen, device).reshape(-1)
+        cells.append((p, fast, sim, gen, target, c if fast else compare(samples, target),
+                      samples))
+    decisive = any(abs(c["z"]) > Z_DECISIVE for *_, c, _ in cells)
+    rows = []
+    for p, fast, sim, gen, target, c, samples in cells:
+        extra = 0 if (fast or decisive or not extend) else \
+            pilot_extension(c["z"], c["detectable_rel"], c["trials"], cfg)
+        if extra:
+            c = compare(torch.cat([samples, sim(p, extra, gen, device).reshape(-1)]), target)
         row = {"params": p.as_dict(), **{key: c[key] for key in ("formula", "mean", "se",
                                                                  "trials", "z",
                                                                  "detectable_rel")}}
@@ -177,7 +195,12 @@ def end_to_end_points(derivation, cfg, formula=None):
 
 @checker("end_to_end")
 def check_end_to_end(statement, derivation, cfg, formula=None) -> Certificate:
-    rows, device = end_to_end_points(derivation, cfg, formula)
+    return end_to_end_certificate(derivation, cfg, formula)
+
+
+def end_to_end_certificate(derivation, cfg, formula=None, extend=True) -> Certificate:
+    """The ``end_to_end`` certificate (``extend``: see ``end_to_end_points``)."""
+    rows, device = end_to_end_points(derivation, cfg, formula, extend)
 
     def describe(why, worst_det):
         detects = f"detects >= {100 * worst_det:.2g}% errors"

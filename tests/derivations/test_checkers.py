@@ -201,3 +201,79 @@ def test_pieces_mc_draws_on_to_the_target_power_and_keeps_same_seed_same_numbers
     calls.clear()
     wrong = check_pieces(None, der, cfg, formula="shifted")     # a 5 % error in one side
     assert wrong.verdict == "fail" and calls == [cfg.mc_trials]  # decisive pilot: not extended
+
+
+def _normal_route(shift=0.0, calls=None):
+    import torch
+
+    def route(p, trials, gen, device):
+        if calls is not None:
+            calls.append(trials)
+        return 1.0 + shift + 0.3 * torch.randn(trials, generator=gen, dtype=torch.float64)
+    return route
+
+
+def test_two_sample_draws_on_to_the_target_power_and_judges_a_decisive_pilot_at_once():
+    """``two_sample`` extends each passing but underpowered pilot on both routes from their own
+    generators (same seed, same numbers), within the cap; a decisive pilot at any point (a 5 %
+    error) fails the check without a single further draw anywhere."""
+    from types import SimpleNamespace
+
+    from derivations.checkers.estimators import check_two_sample
+    from numeric.params import make_params
+
+    sims, routes = [], []
+    pts = [make_params(d=4, k=3, n=12, r=1), make_params(d=3, k=5, n=9, r=1)]
+    der = SimpleNamespace(id="fake", simulate=_normal_route(calls=sims),
+                          extra=SimpleNamespace(need=lambda name, owner: _normal_route(
+                              calls=routes)), check_points=lambda cfg: pts)
+    cfg = make_config(quick=False, device="cpu")
+    pilot = 2 * cfg.mc_trials
+    cert = check_two_sample(None, der, cfg)
+    assert cert.verdict == "pass", cert.summary
+    for row in cert.evidence["points"]:
+        assert pilot < row["trials"] <= cfg.mc_max_trials and row["pilot_trials"] == pilot
+        assert row["detectable_rel"] <= cfg.mc_target_detectable
+    assert sims == routes and len(sims) == 4             # a pilot and one extension per point
+    again = check_two_sample(None, der, cfg)
+    assert again.evidence["points"] == cert.evidence["points"]      # same seed, same numbers
+    capped = check_two_sample(None, der, make_config(quick=False, device="cpu",
+                                                     mc_max_trials=100000))
+    assert all(r["trials"] == 100000 for r in capped.evidence["points"])
+    # the cap stops short of the target; the pass rule stays max_detectable
+    assert capped.verdict == "pass"
+    assert cfg.mc_target_detectable < capped.evidence["max_detectable_rel"] < cfg.max_detectable
+    sims.clear()
+    routes_wrong = []
+
+    def half_wrong(p, trials, gen, device):          # wrong at the second point only
+        return _normal_route(0.05 if p.d == 3 else 0.0, routes_wrong)(p, trials, gen, device)
+    wrong = check_two_sample(None, der, cfg, formula=half_wrong)
+    assert wrong.verdict == "fail" and routes_wrong == [pilot, pilot] and sims == [pilot, pilot]
+
+
+def test_end_to_end_raw_points_draw_on_to_the_target_unless_told_not_to():
+    """A raw-data end-to-end point extends an underpowered pilot to the target power; with
+    ``extend=False`` (value_e2e's held-out Monte Carlo, bound_e2e) it keeps the pilot; a
+    decisive wrong formula is judged on the pilot."""
+    from types import SimpleNamespace
+
+    from derivations.checkers.montecarlo import end_to_end_points
+    from numeric.params import make_params
+
+    calls = []
+    der = SimpleNamespace(id="fake", simulate=_normal_route(calls=calls), formula=lambda p: 1.0,
+                          extra=SimpleNamespace(simulate_raw=None),
+                          check_points=lambda cfg: [make_params(d=4, k=3, n=12, r=1)])
+    cfg = make_config(quick=False, device="cpu")
+    rows, _ = end_to_end_points(der, cfg)
+    assert rows[0]["trials"] > cfg.mc_trials and rows[0]["detectable_rel"] <= 0.005
+    assert abs(rows[0]["z"]) < 4 and len(calls) == 2
+    again, _ = end_to_end_points(der, cfg)
+    assert again == rows
+    calls.clear()
+    kept, _ = end_to_end_points(der, cfg, extend=False)
+    assert kept[0]["trials"] == cfg.mc_trials and calls == [cfg.mc_trials]
+    calls.clear()
+    wrong, _ = end_to_end_points(der, cfg, formula=lambda p: 1.05)
+    assert abs(wrong[0]["z"]) > 8 and calls == [cfg.mc_trials]
