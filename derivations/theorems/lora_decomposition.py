@@ -50,13 +50,6 @@ def _batches(trials, fn):
     return torch.cat([fn(min(4000, trials - s)) for s in range(0, trials, 4000)])
 
 
-def _sym_pow(S_, p):
-    import torch
-
-    w, v = torch.linalg.eigh(S_)
-    return (v * w.pow(p).unsqueeze(-2)) @ v.transpose(-1, -2)
-
-
 # ------------------------------------------------------------------------------ overdetermined
 def validate_over(p):
     require(p.n > p.d, f"lora_decomp_over needs n > d (S invertible), got n = {p.n}, d = {p.d}")
@@ -70,16 +63,18 @@ def simulate_over(p, trials, gen, device):
 
 def route_over(p, trials, gen, device, g_scale=1.0, with_sigma=True, rank_shift=0):
     """E ||D S^{-1/2} Sigma^{1/2}||^2 with G drawn i.i.d. N(0, sigma^2), independent of X."""
+    import torch
+
     inst = torch_instance(p, device)
     metric = inst["SigmaHalf"] if with_sigma else inst["I_d"]
 
     def one(b):
         Xb = draw_torch(("X",), inst, b, gen, device)["X"]
-        S_ = Xb @ Xb.transpose(-1, -2)
+        w, v = torch.linalg.eigh(Xb @ Xb.transpose(-1, -2))      # S^{1/2}, S^{-1/2}: one eigh
         Gb = g_scale * p.sigma * randn((b, p.k, p.d), gen, device)
-        M = inst["Delta"] @ _sym_pow(S_, 0.5)
+        M = inst["Delta"] @ ((v * w.sqrt().unsqueeze(-2)) @ v.transpose(-1, -2))
         D = estimators.truncate(M + Gb, p.r + rank_shift) - M
-        F = D @ _sym_pow(S_, -0.5) @ metric
+        F = D @ ((v * w.rsqrt().unsqueeze(-2)) @ v.transpose(-1, -2)) @ metric
         return (F * F).sum(dim=(-2, -1))
     return _batches(trials, one)
 
