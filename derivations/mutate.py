@@ -123,6 +123,22 @@ METHODS = {"rsqrt": "sqrt", "svdvals": "eigvalsh", "eigvalsh": "svdvals", "chole
 # Mutants whose statement is still true, with the reason (reported apart from the catch rate).
 # Filled from the recorded run of the full suite: a survivor is either fixed or listed here.
 EQUIVALENT: dict = {
+    "derivations/theorems/lora_decomposition.py::route_over.one::op-swap::de7e64c9":
+        "P_r(M + G) -> P_r(M - G) in the decomposition route: G is drawn i.i.d. N(0, sigma^2) "
+        "and -G has the law of G, so the route's law is unchanged (the deterministic step "
+        "whitened-fit, M + G, is checked at 50 digits and has its own sign control)",
+    "derivations/theorems/lora_decomposition.py::route_over.one::op-swap::b5b5bddf":
+        "P_{r + rank_shift} -> P_{r - rank_shift}: only the negative control's knob changes "
+        "sign (it then truncates at r - 1 instead of r + 1 -- still a wrong route, still "
+        "rejected); the route itself (rank_shift = 0) is unchanged",
+    "numeric/misalignment.py::_trained_fit::drop-left::89ba186d":
+        "design X = chol(d C) -> chol(C): reduced-rank regression on X X^T = c C gives "
+        "P_r(Delta* C^{1/2}) C^{-1/2} for every c > 0 (the scale cancels in S^{-1/2}), so the "
+        "trained estimator is unchanged",
+    "numeric/misalignment.py::_trained_fit::swap-dim::c82827b1":
+        "design X = chol(d C) -> chol(n C): the same scale invariance of the whitened fit",
+    "numeric/misalignment.py::_trained_fit::const-1::8361585f":
+        "lora_over(...)[0] -> [-1] on a batch of one: the same element",
     "numeric/samplers.py::draw_stats::op-swap::8d6ea837":
         "d - n + k + dof_shift -> d - n + k - dof_shift in the reduced underdetermined sampler: "
         "only the negative controls' knob changes sign (they then draw one degree of freedom too "
