@@ -53,10 +53,9 @@ def check_two_sample(statement, derivation, cfg, formula=None) -> Certificate:
     trials = 2 * cfg.mc_trials
     cells = []
     for i, p in enumerate(derivation.check_points(cfg)):
-        gen_a = generator(stable_seed(cfg.seed, derivation.id, "estimator", i))
+        gen_a, pilot_a = _estimator_pilot(derivation, p, trials, cfg.seed, device, i)
         gen_b = generator(stable_seed(cfg.seed, derivation.id, "route", i))
-        cells.append((p, gen_a, gen_b, [derivation.simulate(p, trials, gen_a, device).reshape(-1)],
-                      [route(p, trials, gen_b, device).reshape(-1)]))
+        cells.append((p, gen_a, gen_b, [pilot_a], [route(p, trials, gen_b, device).reshape(-1)]))
 
     def compare(xa, xb):
         a, b = summarize(torch.cat(xa)), summarize(torch.cat(xb))
@@ -80,6 +79,23 @@ def check_two_sample(statement, derivation, cfg, formula=None) -> Certificate:
     return mc_certificate("two_sample", rows, cfg, device, lambda why, det: (
         f"{why}: estimator vs decomposition at {len(rows)} points, "
         f"{_trials_range(rows)} draws per route, detects >= {100 * det:.2g}%"))
+
+
+_ESTIMATOR_PILOTS: dict = {}
+
+
+def _estimator_pilot(derivation, p, trials, seed, device, i):
+    """Route A's pilot at point ``i`` and its generator, positioned after the pilot: the same for
+    the statement and every control (which change route B only), so it is drawn once
+    (memoised: samples and generator state)."""
+    gen = generator(stable_seed(seed, derivation.id, "estimator", i))
+    key = (derivation.id, derivation.simulate, p, trials, seed, str(device), i)
+    if key not in _ESTIMATOR_PILOTS:
+        x = derivation.simulate(p, trials, gen, device).reshape(-1)
+        _ESTIMATOR_PILOTS[key] = (x, gen.get_state())
+    x, state = _ESTIMATOR_PILOTS[key]
+    gen.set_state(state)
+    return gen, x
 
 
 def _trials_range(rows, key="trials") -> str:

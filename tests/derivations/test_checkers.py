@@ -235,8 +235,10 @@ def test_two_sample_draws_on_to_the_target_power_and_judges_a_decisive_pilot_at_
         assert pilot < row["trials"] <= cfg.mc_max_trials and row["pilot_trials"] == pilot
         assert row["detectable_rel"] <= cfg.mc_target_detectable
     assert sims == routes and len(sims) == 4             # a pilot and one extension per point
+    sims.clear()
     again = check_two_sample(None, der, cfg)
     assert again.evidence["points"] == cert.evidence["points"]      # same seed, same numbers
+    assert sims == routes[2:4]           # the estimator's pilot is reused, its extension redrawn
     capped = check_two_sample(None, der, make_config(quick=False, device="cpu",
                                                      mc_max_trials=100000))
     assert all(r["trials"] == 100000 for r in capped.evidence["points"])
@@ -249,7 +251,8 @@ def test_two_sample_draws_on_to_the_target_power_and_judges_a_decisive_pilot_at_
     def half_wrong(p, trials, gen, device):          # wrong at the second point only
         return _normal_route(0.05 if p.d == 3 else 0.0, routes_wrong)(p, trials, gen, device)
     wrong = check_two_sample(None, der, cfg, formula=half_wrong)
-    assert wrong.verdict == "fail" and routes_wrong == [pilot, pilot] and sims == [pilot, pilot]
+    # decisive: route B's pilots only; route A's (the estimator's) pilots are the statement's
+    assert wrong.verdict == "fail" and routes_wrong == [pilot, pilot] and sims == []
 
 
 def test_end_to_end_raw_points_draw_on_to_the_target_unless_told_not_to():
