@@ -148,7 +148,7 @@ def _trials_text(rows) -> str:
     t = sorted({r["trials"] for r in rows})
     return str(t[0]) if len(t) == 1 else f"{t[0]}-{t[-1]}"
 
-def end_to_end_points(derivation, cfg, formula=None, extend=True):
+def end_to_end_points(derivation, cfg, formula=None, extend=True, pilot=None):
     """Simulate the estimator at each check point and compare with the formula.
 
     A derivation whose ``simulate`` is an exact fast sampler (``numeric.samplers``) declares the
@@ -157,7 +157,9 @@ def end_to_end_points(derivation, cfg, formula=None, extend=True):
     must detect ``cfg.fast_max_detectable``.  A raw-data point starts with ``cfg.mc_trials``
     data sets and (``extend``) draws on from its generator to detect
     ``cfg.mc_target_detectable`` (``pilot_extension``, at most ``cfg.mc_max_trials``) unless a
-    pilot somewhere is decisive (``|z| > Z_DECISIVE``: a wrong formula, judged at once)."""
+    pilot somewhere is decisive (``|z| > Z_DECISIVE``: a wrong formula, judged at once).
+    ``pilot`` (fewer than ``cfg.mc_trials``): the raw points start smaller, are judged on it
+    when every pilot is decisive, and otherwise draw on to ``cfg.mc_trials`` first."""
     import torch
 
     from numeric.stats import compare
@@ -173,12 +175,18 @@ def end_to_end_points(derivation, cfg, formula=None, extend=True):
         target = formula(p)
         c = simulate_and_compare(sim, p, cfg.fast_trials if fast else cfg.mc_trials, gen,
                                  device, target) if fast else None
-        samples = None if fast else sim(p, cfg.mc_trials, gen, device).reshape(-1)
+        first = cfg.mc_trials if pilot is None else min(pilot, cfg.mc_trials)
+        samples = None if fast else sim(p, first, gen, device).reshape(-1)
         cells.append((p, fast, sim, gen, target, c if fast else compare(samples, target),
                       samples))
     decisive = any(abs(c["z"]) > Z_DECISIVE for *_, c, _ in cells)
+    settled = all(abs(c["z"]) > Z_DECISIVE for *_, c, _ in cells)
     rows = []
     for p, fast, sim, gen, target, c, samples in cells:
+        if not fast and not settled and c["trials"] < cfg.mc_trials:
+            samples = torch.cat([samples, sim(p, cfg.mc_trials - c["trials"], gen,
+                                             device).reshape(-1)])
+            c = compare(samples, target)
         extra = 0 if (fast or decisive or not extend) else \
             pilot_extension(c["z"], c["detectable_rel"], c["trials"], cfg)
         if extra:

@@ -280,3 +280,34 @@ def test_end_to_end_raw_points_draw_on_to_the_target_unless_told_not_to():
     calls.clear()
     wrong, _ = end_to_end_points(der, cfg, formula=lambda p: 1.05)
     assert abs(wrong[0]["z"]) > 8 and calls == [cfg.mc_trials]
+
+
+def test_bound_e2e_settles_a_decisive_pilot_and_draws_on_otherwise():
+    """bound_e2e judges on a pilot of mc_trials/16 when every point clears (or breaks) the bound
+    by more than Z_DECISIVE SE, and otherwise draws on to mc_trials; a broken bound fails."""
+    from types import SimpleNamespace
+
+    from derivations.checkers.inequality import check_bound_end_to_end
+    from numeric.params import make_params
+
+    calls = []
+    st = SimpleNamespace(rel="<=")
+    der = SimpleNamespace(id="fake", simulate=_normal_route(calls=calls), formula=lambda p: 1.5,
+                          extra=SimpleNamespace(simulate_raw=None),
+                          check_points=lambda cfg: [make_params(d=4, k=3, n=12, r=1)])
+    cfg = make_config(quick=False, device="cpu")
+    pilot = cfg.mc_trials // 16
+    loose = check_bound_end_to_end(st, der, cfg)
+    assert loose.verdict == "pass" and calls == [pilot]
+    calls.clear()
+    tight = check_bound_end_to_end(st, dict_replace(der, formula=lambda p: 1.005), cfg)
+    assert tight.verdict == "pass" and calls == [pilot, cfg.mc_trials - pilot]
+    calls.clear()
+    broken = check_bound_end_to_end(st, dict_replace(der, formula=lambda p: 0.9), cfg)
+    assert broken.verdict == "fail" and calls == [pilot]
+
+
+def dict_replace(ns, **kw):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(**{**vars(ns), **kw})
