@@ -24,7 +24,7 @@ from symbolic.registry import sym
 from ..core import Certificate
 from . import checker
 from .dependencies import needed_definitions
-from .montecarlo import Z_DECISIVE, mc_certificate, pilot_extension
+from .montecarlo import Z_DECISIVE, _trials_text, mc_certificate, pilot_extension
 
 DeltaGD = sym("DeltaGD")
 INIT_SCALES = (1e-3, 5e-4)
@@ -78,7 +78,7 @@ def check_two_sample(statement, derivation, cfg, formula=None) -> Certificate:
                      "detectable_rel": det})
     return mc_certificate("two_sample", rows, cfg, device, lambda why, det: (
         f"{why}: estimator vs decomposition at {len(rows)} points, "
-        f"{_trials_range(rows)} draws per route, detects >= {100 * det:.2g}%"))
+        f"{_trials_text(rows)} draws per route, detects >= {100 * det:.2g}%"))
 
 
 _ESTIMATOR_PILOTS: dict = {}
@@ -96,11 +96,6 @@ def _estimator_pilot(derivation, p, trials, seed, device, i):
     x, state = _ESTIMATOR_PILOTS[key]
     gen.set_state(state)
     return gen, x
-
-
-def _trials_range(rows, key="trials") -> str:
-    t = sorted({r[key] for r in rows})
-    return str(t[0]) if len(t) == 1 else f"{t[0]}-{t[-1]}"
 
 
 @checker("lora_train")

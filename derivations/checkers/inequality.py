@@ -467,7 +467,7 @@ def check_bound_end_to_end(statement, derivation, cfg, formula=None) -> Certific
     (one-sided).  Reports how conservative the bound is: bound / simulated mean.  A pilot of
     ``cfg.mc_trials * BOUND_PILOT_FRACTION`` data sets per point decides when every point's
     ``|z|`` exceeds ``Z_DECISIVE``; otherwise each point draws on to ``cfg.mc_trials``."""
-    from .montecarlo import end_to_end_points
+    from .montecarlo import _trials_text, end_to_end_points
 
     if statement.rel != "<=":
         raise ValueError("bound_e2e checks statements 'E ... <= bound'")
@@ -488,11 +488,9 @@ def check_bound_end_to_end(statement, derivation, cfg, formula=None) -> Certific
         verdict, summary = "fail", (f"VIOLATED: simulated mean {bad['mean']:.4g} > bound "
                                     f"{bad['bound']:.4g} (z = {max_z:.1f}) at {bad['params']}")
     else:
-        t = sorted({r["trials"] for r in rows})
         verdict, summary = "pass", (f"bound holds at {len(rows)} points; bound/simulated in "
                                     f"[{tightest:.3g}, {loosest:.3g}] (max z = {max_z:.2f}; "
-                                    f"{t[0] if len(t) == 1 else f'{t[0]}-{t[-1]}'} data sets "
-                                    f"per point)")
+                                    f"{_trials_text(rows)} data sets per point)")
     return Certificate("bound_e2e", verdict,
                        {"points": rows, "max_z": max_z, "z_threshold": Z_PASS,
                         "bound_over_simulated_min": tightest,

@@ -144,8 +144,9 @@ def check_mc(step, derivation, cfg, formula=None) -> Certificate:
         f"{why}; {len(rows)}x{_trials_text(rows)} draws, detects >= {100 * det:.2g}% errors"),
         key="instances")
 
-def _trials_text(rows) -> str:
-    t = sorted({r["trials"] for r in rows})
+def _trials_text(rows, key="trials") -> str:
+    """The draws of ``rows`` as ``"N"`` or ``"min-max"``."""
+    t = sorted({r[key] for r in rows})
     return str(t[0]) if len(t) == 1 else f"{t[0]}-{t[-1]}"
 
 def end_to_end_points(derivation, cfg, formula=None, extend=True, pilot=None):
@@ -173,12 +174,13 @@ def end_to_end_points(derivation, cfg, formula=None, extend=True, pilot=None):
         fast = raw is not None and i > 0
         sim = raw if raw is not None and i == 0 else derivation.simulate
         target = formula(p)
-        c = simulate_and_compare(sim, p, cfg.fast_trials if fast else cfg.mc_trials, gen,
-                                 device, target) if fast else None
-        first = cfg.mc_trials if pilot is None else min(pilot, cfg.mc_trials)
-        samples = None if fast else sim(p, first, gen, device).reshape(-1)
-        cells.append((p, fast, sim, gen, target, c if fast else compare(samples, target),
-                      samples))
+        if fast:
+            samples, c = None, simulate_and_compare(sim, p, cfg.fast_trials, gen, device, target)
+        else:
+            first = cfg.mc_trials if pilot is None else min(pilot, cfg.mc_trials)
+            samples = sim(p, first, gen, device).reshape(-1)
+            c = compare(samples, target)
+        cells.append((p, fast, sim, gen, target, c, samples))
     decisive = any(abs(c["z"]) > Z_DECISIVE for *_, c, _ in cells)
     settled = all(abs(c["z"]) > Z_DECISIVE for *_, c, _ in cells)
     rows = []

@@ -23,7 +23,7 @@ from numeric.stats import Z_PASS, summarize
 
 from ..core import Certificate
 from . import checker
-from .montecarlo import Z_DECISIVE, extra_trials, mc_certificate
+from .montecarlo import Z_DECISIVE, _trials_text, extra_trials, mc_certificate
 
 # an extended comparison draws this many fast data sets per raw one: the fast sampler is 1.5-4x
 # cheaper per data set at the check points, so the raw side (the cost) can stop 25 % earlier
@@ -118,9 +118,9 @@ def check_sampler_two_sample(statement, derivation, cfg, formula=None) -> Certif
     ``cfg.mc_target_detectable`` -- judged from its own spread, as if the fast side were as
     spread and ``FAST_PER_RAW`` times as large -- at most ``cfg.mc_max_trials``; the fast side
     then draws on to ``FAST_PER_RAW`` times the raw side's size where the comparison misses the
-    target, unless a pilot is already decisive somewhere (``|z| > Z_DECISIVE``: a wrong sampler, judged at once).  Same seed,
-    same numbers.  ``formula`` (a control) replaces the fast sampler by ``formula(params,
-    estimator, trials, gen, device)``."""
+    target, unless a pilot is already decisive somewhere (``|z| > Z_DECISIVE``: a wrong
+    sampler, judged at once).  Same seed, same numbers.  ``formula`` (a control) replaces the
+    fast sampler by ``formula(params, estimator, trials, gen, device)``."""
     device = resolve(cfg.device)
     fast = formula or (lambda p, est, t, g, dev: samplers.simulate(p, est, t, g, dev,
                                                                    path="fast"))
@@ -147,10 +147,9 @@ def check_sampler_two_sample(statement, derivation, cfg, formula=None) -> Certif
                      "raw_mean": raw.mean, "se": se, "z": _z(a, raw),
                      "fast_trials": a.trials, "raw_trials": raw.trials,
                      "detectable_rel": Z_PASS * se / abs(raw.mean)})
-    t = sorted({r["raw_trials"] for r in rows})
     return mc_certificate("sampler_two_sample", rows, cfg, device, lambda why, det: (
         f"{why}: fast sampler vs raw data, FFT and LoRA at {len(rows) // 2} points, "
-        f"{t[0] if len(t) == 1 else f'{t[0]}-{t[-1]}'} raw data sets each, "
+        f"{_trials_text(rows, 'raw_trials')} raw data sets each, "
         f"detects >= {100 * det:.2g}%"))
 
 
@@ -164,8 +163,8 @@ _RAW_CACHE: dict = {}
 def _raw_summary(der_id, p, est, pilot, cfg, device, i):
     """The raw side (memoised: the controls compare against the same raw simulation): a pilot
     of ``pilot`` data sets, extended (same generator) to the size at which a two-sample
-    comparison with an equally spread fast side ``FAST_PER_RAW`` times as large detects ``cfg.mc_target_detectable``
-    (``montecarlo.extra_trials``, at most ``cfg.mc_max_trials``)."""
+    comparison with an equally spread fast side ``FAST_PER_RAW`` times as large detects
+    ``cfg.mc_target_detectable`` (``montecarlo.extra_trials``, at most ``cfg.mc_max_trials``)."""
     key = (der_id, p, est, pilot, cfg.seed, cfg.mc_target_detectable, cfg.mc_max_trials,
            device, i)
     if key not in _RAW_CACHE:
