@@ -13,7 +13,7 @@ Prints, for the machine it runs on:
    (100, 50, 4000) overdetermined and (800, 100, 200) underdetermined; CPU seconds per data set
    are printed beside the wall-clock rate (the wall clock is inflated on a shared machine);
 3. peak memory (resident set) of the largest default simulation (the report's convergence study
-   at d = k = 800, n = 1600), measured in a fresh process;
+   at d = 816, k = 1224, n = 2448), measured in a fresh process;
 4. wall and CPU time of ``audit --quick`` (default ``--jobs``, and ``--jobs 1``), the full audit and a first full report (fresh cache,
    default sensitivity sweep) -- each in a fresh process, output in a temporary folder; skipped
    with ``--no-pipeline`` (they take minutes).
@@ -208,7 +208,7 @@ def bench_memory():
             "from numeric.device import generator; "
             "from derivations.theorems.lora_sharp import _conv_params; "
             "rss = lambda: int(open('/proc/self/statm').read().split()[1]) * 4; "
-            "base = rss(); p = _conv_params('over', 32, 0); "
+            "base = rss(); p = _conv_params('over', 34, 0); "
             "samplers.simulate_ranks(p, 4, generator(0), 'cpu', ranks=[6]); "
             # VmHWM, not ru_maxrss: the latter survives exec and can report the forking
             # parent's size (this benchmark's own, after the throughput runs)
