@@ -159,15 +159,19 @@ def without_timings(result):
     return result
 
 
-def _audit_in_child(der_id: str, cfg, threads: int) -> tuple:
+def _in_child(task, der_id: str, threads: int, args: tuple) -> tuple:
     import torch
-
-    from . import get
 
     torch.set_num_threads(threads)           # the parent's count: the serial run's numbers
     c0 = _cpu_seconds()
-    res = audit_derivation(get(der_id), cfg, None)
+    res = task(der_id, *args)
     return res, _cpu_seconds() - c0
+
+
+def _audit_task(der_id: str, cfg) -> DerivationResult:
+    from . import get
+
+    return audit_derivation(get(der_id), cfg, None)
 
 
 def _cpu_seconds() -> float:
@@ -178,24 +182,26 @@ def _cpu_seconds() -> float:
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-# CPU seconds the children of the last ``audit_in_processes`` call spent (their results carry
+# CPU seconds the children of the last ``map_in_processes`` call spent (their results carry
 # only what a serial run's carry; the command line prints this on stderr for the benchmark)
 LAST_CHILD_CPU = {"seconds": 0.0, "processes": 0}
 
 
-def audit_in_processes(ders, cfg, jobs: int, progress=None) -> list:
-    """Audit ``ders`` in ``jobs`` local processes, one derivation per task, and return the
-    results in the order of ``ders``.  Every seed derives from the master seed and the
-    derivation's id and each child keeps the parent's torch thread count, so every number is
-    the serial run's, bit for bit (only the ``seconds`` fields differ).  The children fork from
-    a clean fork server (no torch thread pool inherited), which has imported the package once."""
+def map_in_processes(task, ders, jobs: int, args: tuple = (), progress=None,
+                     verb: str = "audited", on_result=None) -> list:
+    """``[task(d.id, *args) for d in ders]`` in ``jobs`` local processes, one derivation per
+    task, results in the order of ``ders``.  ``task`` is a module-level function (it is
+    pickled by name).  Every seed derives from the master seed and the derivation's id and
+    each child keeps the parent's torch thread count, so every number is the serial run's,
+    bit for bit (only timings differ).  The children fork from a clean fork server (no torch
+    thread pool inherited), which has imported the package once.  Their CPU seconds land in
+    ``LAST_CHILD_CPU``.  ``on_result(der, result)``, when given, runs here as each one
+    arrives (e.g. to store it at once)."""
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     import torch
 
-    if jobs <= 1 or len(ders) <= 1:
-        return [audit_derivation(d, cfg, progress) for d in ders]
     threads = torch.get_num_threads()
     try:
         ctx = mp.get_context("forkserver")
@@ -208,15 +214,27 @@ def audit_in_processes(ders, cfg, jobs: int, progress=None) -> list:
         # the larger derivations first, so that no core idles at the end (order of submission
         # changes nothing else: the results are put back in the order of ``ders``)
         order = sorted(ders, key=lambda d: -(len(d.steps) + 2 * len(d.controls)))
-        futs = {pool.submit(_audit_in_child, d.id, cfg, threads): d.id for d in order}
+        futs = {pool.submit(_in_child, task, d.id, threads, args): d for d in order}
         cpu = 0.0
         for fut in as_completed(futs):
-            by_id[futs[fut]], c = fut.result()
+            der = futs[fut]
+            by_id[der.id], c = fut.result()
             cpu += c
+            if on_result is not None:
+                on_result(der, by_id[der.id])
             if progress:
-                progress(f"{futs[fut]}: audited ({len(by_id)}/{len(ders)})")
+                progress(f"{der.id}: {verb} ({len(by_id)}/{len(ders)})")
     LAST_CHILD_CPU.update(seconds=cpu, processes=min(jobs, len(ders)))
     return [by_id[d.id] for d in ders]
+
+
+def audit_in_processes(ders, cfg, jobs: int, progress=None) -> list:
+    """Audit ``ders`` in ``jobs`` local processes (``map_in_processes``) and return the
+    results in the order of ``ders``: the serial run's, bit for bit (only the ``seconds``
+    fields differ)."""
+    if jobs <= 1 or len(ders) <= 1:
+        return [audit_derivation(d, cfg, progress) for d in ders]
+    return map_in_processes(_audit_task, ders, jobs, (cfg,), progress, "audited")
 
 
 # ------------------------------------------------------------------- running many derivations

@@ -27,6 +27,7 @@ class ReportOptions:
     latex_timeout: int = 300
     spectra: tuple = ()              # (BASE, TUNED) checkpoints for the spectra section
     spectra_adapter: str | None = None   # or a LoRA adapter folder (PEFT layout)
+    jobs: int = 1                    # local processes for the derivations to compute (1: here)
 
 
 @dataclass

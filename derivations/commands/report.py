@@ -8,6 +8,8 @@ import sys
 
 from reports.build import DEFAULT_OUT, ReportOptions, build_report
 
+from .audit import default_jobs
+
 HELP = """Runs the audit of every derivation (reusing cached results whose sources, configuration and
 library versions are unchanged), every report section, and writes report.tex, figures and data
 (audit.json, report-data.json, CSV) into --out; compiles report.pdf with latexmk when present.
@@ -20,7 +22,8 @@ def cmd_report(args) -> int:
                          device=args.device, only=tuple(args.only or ()),
                          cache_dir=args.cache_dir,
                          compile=not args.no_pdf, spectra=tuple(args.spectra or ()),
-                         spectra_adapter=args.spectra_adapter)
+                         spectra_adapter=args.spectra_adapter,
+                         jobs=args.jobs if args.jobs is not None else default_jobs(10 ** 6))
     import signal
 
     def _terminate(signum, frame):          # a killed run cleans up its temporary folder too
@@ -50,6 +53,10 @@ def register(subparsers) -> None:
                    help="cache folder (default: cache/ inside --out, carried over to each new "
                         "report; a named folder must be new, empty or a cache of this tool)")
     q.add_argument("--no-pdf", action="store_true", help="write report.tex only")
+    q.add_argument("--jobs", type=int, default=None, metavar="N",
+                   help="local processes for the derivations the cache lacks, one each "
+                        "(default: one per usable core; 1 runs in this process); the numbers "
+                        "are the serial run's")
     q.add_argument("--spectra", nargs=2, metavar=("BASE", "TUNED"),
                    help="also measure these checkpoints in the spectra section (minor comment 2)")
     q.add_argument("--spectra-adapter", metavar="DIR",

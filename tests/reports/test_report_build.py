@@ -241,6 +241,46 @@ def test_bad_input_exit_2_writes_nothing(tmp_path, capsys):
     assert main(["report", "--out", str(tmp_path / "file"), "--only", "fft_over"]) == 2
 
 
+def test_bad_jobs_exit_2_writes_nothing(tmp_path, capsys):
+    from derivations.cli import main
+
+    assert main(["report", "--jobs", "0", "--only", "fft_over", "--out", str(tmp_path / "r")]) == 2
+    assert "--jobs must be a positive integer" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.slow
+def test_local_processes_give_the_serial_report_bitwise(tmp_path):
+    """``jobs = 2``: the derivations the cache lacks are computed in local processes; their
+    audits and sweeps are the serial build's bit for bit (only dates and seconds differ), in
+    registry order, and each is cached as it arrives."""
+    import json
+
+    from derivations.audit import LAST_CHILD_CPU, without_timings
+
+    def build(jobs):
+        res = build_report(ReportOptions(out=tmp_path / f"r{jobs}", quick=True, device="cpu",
+                                         only=DERS, compile=False, jobs=jobs),
+                           progress=lambda m: None)
+        assert res.status == 0, res.message
+        assert res.derivations == {d: "computed" for d in DERS}
+        entries = {}
+        for d in DERS:
+            [path] = (res.out / "cache" / "derivations").glob(f"{d}-*/result.json")
+            entry = json.loads(path.read_text())["result"]
+            entries[d] = {"audit": without_timings(entry["audit"]), "sweep": entry["sweep"]}
+        audit = json.loads((res.out / "audit.json").read_text())
+        return entries, [x["id"] for x in audit["derivations"]]
+
+    serial, order1 = build(1)
+    LAST_CHILD_CPU.update(seconds=0.0, processes=0)
+    par, order2 = build(2)
+    assert LAST_CHILD_CPU["processes"] == 2 and LAST_CHILD_CPU["seconds"] > 0
+    assert order1 == order2 == list(DERS)
+    for d in DERS:            # json text: floats compared by their exact repr, NaN-safe
+        assert json.dumps(par[d], sort_keys=True) == json.dumps(serial[d], sort_keys=True), d
+
+
 def test_without_tex_writes_tex_and_one_line_hint(workdir, plugins, monkeypatch, tmp_path, capsys):
     from derivations.cli import main
 
