@@ -216,14 +216,22 @@ def map_in_processes(task, ders, jobs: int, args: tuple = (), progress=None,
         order = sorted(ders, key=lambda d: -(len(d.steps) + 2 * len(d.controls)))
         futs = {pool.submit(_in_child, task, d.id, threads, args): d for d in order}
         cpu = 0.0
-        for fut in as_completed(futs):
-            der = futs[fut]
-            by_id[der.id], c = fut.result()
-            cpu += c
-            if on_result is not None:
-                on_result(der, by_id[der.id])
-            if progress:
-                progress(f"{der.id}: {verb} ({len(by_id)}/{len(ders)})")
+        try:
+            for fut in as_completed(futs):
+                der = futs[fut]
+                by_id[der.id], c = fut.result()
+                cpu += c
+                if on_result is not None:
+                    on_result(der, by_id[der.id])
+                if progress:
+                    progress(f"{der.id}: {verb} ({len(by_id)}/{len(ders)})")
+        except BaseException:
+            # a failed task, Ctrl-C or SIGTERM: stop the other children now instead of
+            # letting the pool's exit wait for the derivations they are still auditing
+            for proc in list((getattr(pool, "_processes", None) or {}).values()):
+                proc.terminate()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
     LAST_CHILD_CPU.update(seconds=cpu, processes=min(jobs, len(ders)))
     return [by_id[d.id] for d in ders]
 

@@ -46,3 +46,21 @@ def test_default_jobs_is_one_per_usable_core_at_most_one_per_derivation(monkeypa
     assert cli.default_jobs(2) == 2 and cli.default_jobs(1) == 1
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
     assert cli.default_jobs(20) == 1
+
+
+def test_a_failing_task_stops_the_other_processes_at_once():
+    """One task fails while another would run for ten minutes: the error comes back at once
+    (the other child is terminated, not waited for).  The bound is 5 minutes, far from both
+    the failing task's milliseconds and the sleeper's 10 minutes, so load cannot decide it."""
+    import time
+    from types import SimpleNamespace
+
+    from derivations.audit import map_in_processes
+
+    # ``eval`` pickles by name; each "derivation id" is the expression its child evaluates
+    sleeper = SimpleNamespace(id="__import__('time').sleep(600)", steps=[1, 2], controls=[])
+    failing = SimpleNamespace(id="1 / 0", steps=[], controls=[])
+    t0 = time.monotonic()
+    with pytest.raises(ZeroDivisionError):
+        map_in_processes(eval, [sleeper, failing], jobs=2)
+    assert time.monotonic() - t0 < 300
