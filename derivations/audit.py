@@ -187,6 +187,28 @@ def _cpu_seconds() -> float:
 LAST_CHILD_CPU = {"seconds": 0.0, "processes": 0}
 
 
+def pool_context():
+    """The multiprocessing context of the local process pools: a clean fork server (no torch
+    thread pool inherited) that has imported the package once; spawn where there is none."""
+    import multiprocessing as mp
+
+    try:
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(["derivations", "derivations.audit", "derivations.checkers",
+                                    "derivations.formal"])
+    except ValueError:                       # no fork server on this platform
+        ctx = mp.get_context("spawn")
+    return ctx
+
+
+def stop_pool(pool) -> None:
+    """After a failed task, Ctrl-C or SIGTERM: stop the pool's children now instead of letting
+    the pool's exit wait for the work they are still doing."""
+    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+        proc.terminate()
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
 def map_in_processes(task, ders, jobs: int, args: tuple = (), progress=None,
                      verb: str = "audited", on_result=None) -> list:
     """``[task(d.id, *args) for d in ders]`` in ``jobs`` local processes, one derivation per
@@ -197,20 +219,13 @@ def map_in_processes(task, ders, jobs: int, args: tuple = (), progress=None,
     thread pool inherited), which has imported the package once.  Their CPU seconds land in
     ``LAST_CHILD_CPU``.  ``on_result(der, result)``, when given, runs here as each one
     arrives (e.g. to store it at once)."""
-    import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     import torch
 
     threads = torch.get_num_threads()
-    try:
-        ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["derivations", "derivations.audit", "derivations.checkers",
-                                    "derivations.formal"])
-    except ValueError:                       # no fork server on this platform
-        ctx = mp.get_context("spawn")
     by_id = {}
-    with ProcessPoolExecutor(max_workers=min(jobs, len(ders)), mp_context=ctx) as pool:
+    with ProcessPoolExecutor(max_workers=min(jobs, len(ders)), mp_context=pool_context()) as pool:
         # the larger derivations first, so that no core idles at the end (order of submission
         # changes nothing else: the results are put back in the order of ``ders``)
         order = sorted(ders, key=lambda d: -(len(d.steps) + 2 * len(d.controls)))
@@ -226,11 +241,7 @@ def map_in_processes(task, ders, jobs: int, args: tuple = (), progress=None,
                 if progress:
                     progress(f"{der.id}: {verb} ({len(by_id)}/{len(ders)})")
         except BaseException:
-            # a failed task, Ctrl-C or SIGTERM: stop the other children now instead of
-            # letting the pool's exit wait for the derivations they are still auditing
-            for proc in list((getattr(pool, "_processes", None) or {}).values()):
-                proc.terminate()
-            pool.shutdown(wait=False, cancel_futures=True)
+            stop_pool(pool)
             raise
     LAST_CHILD_CPU.update(seconds=cpu, processes=min(jobs, len(ders)))
     return [by_id[d.id] for d in ders]

@@ -342,44 +342,170 @@ def _section_inputs_key(sec_inputs):
     return {"named": sec_inputs, "files": cache_mod.file_fingerprint(*sec_inputs.values())}
 
 
-def _compute_one_section(b: Build, sec, progress) -> None:
+def _section_key(b: Build, sec):
     from . import cache as cache_mod
-    from .section import SectionContext
 
     sec_inputs = b.inputs.get(sec.id)
     key, ingredients = cache_mod.section_key(sec, b.cfg, b.device, b.derivation_keys,
                                              b.template_dirs, inputs=_section_inputs_key(sec_inputs))
+    return key, ingredients
+
+
+def _section_cached(b: Build, sec, key, progress) -> bool:
+    """Restore a cached section (its data, and its files into the build folder)."""
     data = b.cache.load("sections", sec.id, key, files_to=b.dir)
-    if data is not None:
-        progress(f"section {sec.id}: reusing the cached result")
-        b.sec_results[sec.id] = {"data": data, "ok": True}
-        b.result.sections[sec.id] = "cached"
-        return
-    progress(f"section {sec.id}: computing")
-    before = set(os.listdir(b.dir))
-    ctx = SectionContext(cfg=b.cfg, quick=b.cfg.quick, seed=b.cfg.seed, device=b.device,
-                         inputs=sec_inputs or {}, out_dir=b.dir, audit=b.audit,
-                         progress=progress, work_dir=b.cache.root / "work")
+    if data is None:
+        return False
+    progress(f"section {sec.id}: reusing the cached result")
+    b.sec_results[sec.id] = {"data": data, "ok": True}
+    b.result.sections[sec.id] = "cached"
+    return True
+
+
+def _section_context(b: Build, sec, out_dir: Path, progress):
+    from .section import SectionContext
+
+    return SectionContext(cfg=b.cfg, quick=b.cfg.quick, seed=b.cfg.seed, device=b.device,
+                          inputs=b.inputs.get(sec.id) or {}, out_dir=out_dir, audit=b.audit,
+                          progress=progress, work_dir=b.cache.root / "work")
+
+
+def _run_section(sec, ctx) -> dict:
+    """One section's ``compute`` (here or in a local process): its data, or the error shown in
+    the report (exit status 1)."""
     t0 = time.perf_counter()
     try:
         data = compute_section(sec, ctx)
     except Exception as exc:  # noqa: BLE001 -- shown in the report, exit status 1
-        b.sec_results[sec.id] = {"ok": False, "error": traceback.format_exc(limit=6),
-                                 "error_line": f"{type(exc).__name__}: {exc}"}
+        return {"ok": False, "error": traceback.format_exc(limit=6),
+                "error_line": f"{type(exc).__name__}: {exc}"}
+    return {"ok": True, "data": data, "seconds": round(time.perf_counter() - t0, 2)}
+
+
+def _section_in_child(sec, ctx, threads: int) -> dict:
+    import torch
+
+    torch.set_num_threads(threads)           # the parent's count: the serial build's numbers
+    return _run_section(sec, ctx)
+
+
+def _finish_section(b: Build, sec, key, ingredients, outcome: dict, new_files: list) -> None:
+    if not outcome["ok"]:
+        b.sec_results[sec.id] = {k: outcome[k] for k in ("ok", "error", "error_line")}
         b.result.sections[sec.id] = "error"
         return
-    new_files = sorted(b.dir / f for f in set(os.listdir(b.dir)) - before
-                       if (b.dir / f).is_file())
-    b.cache.store("sections", sec.id, key, data, ingredients, files=new_files)
-    b.sec_results[sec.id] = {"data": data, "ok": True,
-                             "seconds": round(time.perf_counter() - t0, 2)}
+    b.cache.store("sections", sec.id, key, outcome["data"], ingredients, files=new_files)
+    b.sec_results[sec.id] = {"data": outcome["data"], "ok": True, "seconds": outcome["seconds"]}
     b.result.sections[sec.id] = "computed"
 
 
+def _compute_one_section(b: Build, sec, progress) -> None:
+    key, ingredients = _section_key(b, sec)
+    if _section_cached(b, sec, key, progress):
+        return
+    progress(f"section {sec.id}: computing")
+    before = set(os.listdir(b.dir))
+    outcome = _run_section(sec, _section_context(b, sec, b.dir, progress))
+    new_files = sorted(b.dir / f for f in set(os.listdir(b.dir)) - before
+                       if (b.dir / f).is_file())
+    _finish_section(b, sec, key, ingredients, outcome, new_files)
+
+
 def compute_sections(b: Build, progress) -> None:
-    """Stage 4: every plug-in section's ``compute``, from the cache or computed (with its files)."""
-    for sec in b.secs:
-        _compute_one_section(b, sec, progress)
+    """Stage 4: every plug-in section's ``compute``, from the cache or computed (with its files).
+
+    With ``jobs > 1`` the sections the cache lacks run in local processes, each one as soon as
+    the sections it reads (``Section.after``) are done, in a staging folder of its own (holding
+    a copy of what the build folder holds when it starts): its new files are exactly what it
+    wrote, moved into the build folder when it ends.  Seeds derive from the master seed and the
+    section's id and each child keeps this process's torch thread count, so the data are the
+    serial build's."""
+    if b.opts.jobs <= 1:
+        for sec in b.secs:
+            _compute_one_section(b, sec, progress)
+        return
+    todo = []
+    for sec in b.secs:                       # the cached ones first: their files, for the others
+        key, ingredients = _section_key(b, sec)
+        if not _section_cached(b, sec, key, progress):
+            todo.append((sec, key, ingredients))
+    if len(todo) <= 1 or not all(_picklable(sec) for sec, _, _ in todo):
+        for sec, key, ingredients in todo:          # here (a plug-in with a local compute)
+            progress(f"section {sec.id}: computing")
+            before = set(os.listdir(b.dir))
+            outcome = _run_section(sec, _section_context(b, sec, b.dir, progress))
+            _finish_section(b, sec, key, ingredients, outcome,
+                            sorted(b.dir / f for f in set(os.listdir(b.dir)) - before
+                                   if (b.dir / f).is_file()))
+        return
+    _sections_in_processes(b, todo, progress)
+
+
+def _picklable(sec) -> bool:
+    import dataclasses
+    import pickle
+
+    try:
+        pickle.dumps(dataclasses.replace(sec, module=None))
+    except Exception:  # noqa: BLE001 -- pickle raises several types; any means "not here"
+        return False
+    return True
+
+
+def _sections_in_processes(b: Build, todo: list, progress) -> None:
+    import dataclasses
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    import torch
+
+    from derivations.audit import pool_context, stop_pool
+
+    threads = torch.get_num_threads()
+    selected = {sec.id for sec, _, _ in todo}
+    pending, running, done = list(todo), {}, set()
+    jobs = min(b.opts.jobs, len(todo))
+    progress(f"computing {len(todo)} sections in {jobs} local processes")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=pool_context()) as pool:
+        try:
+            while pending or running:
+                for item in [t for t in pending
+                             if all(a not in selected or a in done for a in t[0].after)]:
+                    pending.remove(item)
+                    sec = item[0]
+                    staging = b.dir / f".section-{sec.id}"
+                    shutil.rmtree(staging, ignore_errors=True)
+                    staging.mkdir()
+                    for name in os.listdir(b.dir):        # what it may read (Section.after)
+                        if (b.dir / name).is_file():
+                            shutil.copy2(b.dir / name, staging / name)
+                    before = set(os.listdir(staging))
+                    ctx = _section_context(b, sec, staging, _progress)
+                    progress(f"section {sec.id}: computing (local process)")
+                    fut = pool.submit(_section_in_child, dataclasses.replace(sec, module=None),
+                                      ctx, threads)
+                    running[fut] = (item, staging, before)
+                if not running:              # cannot happen: discovery checks Section.after
+                    raise RuntimeError(f"sections {[t[0].id for t in pending]} wait for "
+                                       f"sections that never run")
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    (sec, key, ingredients), staging, before = running.pop(fut)
+                    outcome = fut.result()
+                    new_files = []
+                    for name in sorted(set(os.listdir(staging)) - before):
+                        if (staging / name).is_file():
+                            os.replace(staging / name, b.dir / name)
+                            new_files.append(b.dir / name)
+                    shutil.rmtree(staging, ignore_errors=True)
+                    _finish_section(b, sec, key, ingredients, outcome, new_files)
+                    done.add(sec.id)
+                    progress(f"section {sec.id}: done ({len(done)}/{len(todo)})")
+        except BaseException:
+            stop_pool(pool)
+            raise
+    order = [sec.id for sec in b.secs]          # as a serial build lists them
+    b.sec_results = {i: b.sec_results[i] for i in order if i in b.sec_results}
+    b.result.sections = {i: b.result.sections[i] for i in order if i in b.result.sections}
 
 
 def render(b: Build) -> None:

@@ -52,6 +52,9 @@ class Section:
     template: str                        # path under reports/templates/, e.g. "sections/x.tex.j2"
     sources: tuple = ()                  # module names the result depends on (cache key)
     answers: dict = field(default_factory=dict)   # referee comment id -> one sentence
+    # ids of the sections whose files in ``ctx.out_dir`` this one reads: they are computed (or
+    # restored from the cache) first, also when sections run in parallel (``report --jobs``)
+    after: tuple = ()
     module: Any = None                   # filled by discovery (its source joins the cache key)
 
     def __post_init__(self):
@@ -119,4 +122,16 @@ def discover_sections() -> dict:
         if sec.id in out:
             raise ValueError(f"report section id {sec.id!r} declared twice")
         out[sec.id] = sec
+    check_after(out)
     return out
+
+
+def check_after(sections: dict) -> None:
+    """Serial builds run the sections in (order, id): what a section reads (``after``) must
+    exist and come earlier, so that serial and parallel builds agree."""
+    ids = list(sections)
+    for sec in sections.values():
+        late = [a for a in sec.after if a not in sections or ids.index(a) >= ids.index(sec.id)]
+        if late:
+            raise ValueError(f"report section {sec.id!r}: after={late!r} names no earlier "
+                             f"section (each must exist and come first in (order, id))")

@@ -240,6 +240,7 @@ def _falsification_view(out_dir: Path):
 SECTION = Section(
     id=SID, title="Sensitivity to the rank of the shift: where LoRA wins", order=60,
     compute=compute, template="sections/sensitivity.tex.j2",
+    after=("lora",),                     # reads lora-falsification.json (_falsification_view)
     sources=("numeric.sensitivity", "numeric.sensitivity.config", "numeric.sharp",
              "numeric.estimators", "reports.sensitivity_figures",
              "numeric.falsification", "reports.sections.lora"),

@@ -47,3 +47,28 @@ def test_check_inputs_refuses_before_writing(tmp_path):
     with pytest.raises(InputError, match="not a report of this tool"):
         check_inputs(ReportOptions(out=tmp_path / "x", quick=True, device="cpu", only=("fft_over",)))
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["keep.txt", "x"]
+
+
+def test_after_must_name_an_earlier_section():
+    from reports.section import Section, check_after
+
+    def mk(i, order, after=()):
+        return Section(id=i, title=i, order=order, compute=dict, template="t", after=after)
+
+    check_after({"a": mk("a", 1), "b": mk("b", 2, after=("a",))})
+    with pytest.raises(ValueError, match=r"after=\['c'\] names no earlier section"):
+        check_after({"a": mk("a", 1), "b": mk("b", 2, after=("c",))})        # unknown
+    with pytest.raises(ValueError, match=r"after=\['b'\] names no earlier section"):
+        check_after({"a": mk("a", 1, after=("b",)), "b": mk("b", 2)})        # later
+    from reports.section import discover_sections
+
+    assert discover_sections()["sensitivity"].after == ("lora",)   # reads lora-falsification.json
+
+
+def test_only_picklable_sections_go_to_local_processes():
+    from reports.build import _picklable
+    from reports.section import Section, discover_sections
+
+    assert all(_picklable(s) for s in discover_sections().values())
+    local = Section(id="x", title="x", order=1, compute=lambda ctx: {}, template="t")
+    assert not _picklable(local)              # computed in the parent instead

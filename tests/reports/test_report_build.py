@@ -281,6 +281,51 @@ def test_local_processes_give_the_serial_report_bitwise(tmp_path):
         assert json.dumps(par[d], sort_keys=True) == json.dumps(serial[d], sort_keys=True), d
 
 
+def _without_run_details(x):
+    """A build's data without what may differ between two builds of the same inputs: timings,
+    dates, the build's own paths."""
+    drop = {"seconds", "sweep_seconds", "sweep_dir", "computed", "provenance", "date"}
+    if isinstance(x, dict):
+        return {k: _without_run_details(v) for k, v in x.items() if k not in drop}
+    if isinstance(x, list):
+        return [_without_run_details(v) for v in x]
+    return x
+
+
+@pytest.mark.slow
+def test_sections_in_local_processes_give_the_serial_report(tmp_path):
+    """``jobs = 2``: the real quick sections that the cache lacks run in local processes, each in
+    a staging folder of its own; the sensitivity section, which reads the LoRA section's
+    falsification file (``Section.after``), still sees it; data and every CSV/JSON file equal
+    the serial build's, and the sections are listed in the serial order."""
+    import json
+
+    only = ("fft_over", "lora", "sensitivity", "spectra")
+
+    def build(jobs):
+        res = build_report(ReportOptions(out=tmp_path / f"r{jobs}", quick=True, device="cpu",
+                                         only=only, compile=False, jobs=jobs),
+                           progress=lambda m: None)
+        assert res.status == 0, res.message
+        assert list(res.sections.items()) == [(s, "computed") for s in only[1:]]
+        data = json.loads((res.out / "report-data.json").read_text())
+        files = {f.name: f.read_text() for f in sorted(res.out.iterdir())
+                 if f.suffix == ".csv" and f.is_file()}
+        files.update({f.name: _without_run_details(json.loads(f.read_text()))
+                      for f in sorted(res.out.iterdir()) if f.suffix == ".json"
+                      and f.name not in ("audit.json", "report-data.json")})
+        assert not [p for p in res.out.iterdir() if p.name.startswith(".section-")]
+        return _without_run_details(data["sections"]), files
+
+    serial_data, serial_files = build(1)
+    par_data, par_files = build(2)
+    assert serial_data["sensitivity"]["falsification"] is not None     # read the LoRA file
+    assert par_data == serial_data
+    assert sorted(par_files) == sorted(serial_files) and "lora-falsification.json" in par_files
+    for name in serial_files:
+        assert par_files[name] == serial_files[name], name
+
+
 def test_without_tex_writes_tex_and_one_line_hint(workdir, plugins, monkeypatch, tmp_path, capsys):
     from derivations.cli import main
 
